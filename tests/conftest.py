@@ -1,0 +1,52 @@
+"""Shared test set-up: offline Ultralytics, the real coco128 images beside the checkout, small trained models."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("YOLO_OFFLINE", "1")  # nothing may download: no weights, fonts or datasets at run time
+os.environ.setdefault("YOLO_VERBOSE", "False")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+COCO128_YAML = SHARED / "datasets" / "coco128" / "coco128.yaml"
+YOLOV8N_PT = SHARED / "weights" / "yolov8n.pt"
+
+# Tiny but real training: a quarter of coco128's train images at 96 px, one epoch, CPU.
+TINY_TRAIN = dict(epochs=1, imgsz=96, batch=8, workers=0, device="cpu", plots=False, fraction=0.25, seed=0)
+
+
+@pytest.fixture(scope="session")
+def coco128_yaml() -> str:
+    """Path of the real coco128 data YAML; tests that need it skip, with the reason, where it is absent."""
+    if not COCO128_YAML.exists():
+        pytest.skip(f"real images needed: {COCO128_YAML} is absent (it sits beside the checkout in ../shared)")
+    return str(COCO128_YAML)
+
+
+@pytest.fixture(scope="session")
+def val_images(coco128_yaml) -> list[str]:
+    """A few real val2017 images."""
+    return sorted(str(p) for p in (COCO128_YAML.parent / "images" / "val2017").glob("*.jpg"))[:4]
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, coco128_yaml):
+    """Train each variant once (one tiny epoch through the Ultralytics trainer) and return {variant: run folder}."""
+    from yolo_gfl import YOLOGFL
+
+    project = tmp_path_factory.mktemp("runs")
+    runs = {}
+
+    def train(variant: str) -> Path:
+        if variant not in runs:
+            model = YOLOGFL(f"yolov8n-{variant}.yaml" if variant != "stock" else "yolov8n.yaml")
+            model.train(data=coco128_yaml, project=str(project), name=variant, exist_ok=True, **TINY_TRAIN)
+            runs[variant] = project / variant
+        return runs[variant]
+
+    return train

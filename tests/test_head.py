@@ -1,0 +1,81 @@
+"""GFLDetect / DGQP: feature shape and range, J = sigmoid(C) x I, parameter overhead, stock weight compatibility."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from yolo_gfl.nn import DGQP, GFLDetect, GFLDetectionModel, build_detection_model
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    return {v: build_detection_model(f"yolov8n-{v}.yaml" if v else "yolov8n.yaml", verbose=False) for v in ("", "gfl")}
+
+
+def test_dgqp_features_shape_and_range():
+    dgqp = DGQP(reg_max=16, topk=4)
+    logits = torch.randn(2, 4 * 16, 10) * 3
+    feats = dgqp.features(logits)
+    assert feats.shape == (2, 10, 20)  # 4 sides x (top-4 + mean)
+    assert feats.min() >= 0 and feats.max() <= 1
+    top4 = feats.view(2, 10, 4, 5)[..., :4]
+    assert (top4[..., :-1] >= top4[..., 1:]).all()  # sorted top-k of each side
+    torch.testing.assert_close(feats.view(2, 10, 4, 5)[..., 4], top4.mean(-1))
+    # the top-4 are the largest softmax probabilities of that side
+    side0 = logits.view(2, 4, 16, 10)[0, 0, :, 3].softmax(0)
+    torch.testing.assert_close(top4[0, 3, 0], side0.sort(descending=True).values[:4])
+    quality = dgqp(logits)
+    assert quality.shape == (2, 1, 10) and ((quality > 0) & (quality < 1)).all()
+
+
+def test_fresh_dgqp_starts_near_one_constant():
+    quality = DGQP(16, init_quality=0.95)(torch.randn(1, 64, 500) * 4)
+    assert (quality - 0.95).abs().max() < 0.02
+
+
+def test_eval_output_is_sigmoid_c_times_i(models):
+    model = models["gfl"].eval()
+    head = model.model[-1]
+    assert isinstance(head, GFLDetect) and head.dgqp is not None
+    x = torch.rand(2, 3, 96, 128)
+    y, preds = model(x)
+    assert y.shape == (2, 4 + 80, preds["scores"].shape[-1])  # Ultralytics layout, (B, 4 + nc, anchors)
+    expected = preds["scores"].sigmoid() * head.dgqp(preds["boxes"])
+    torch.testing.assert_close(y[:, 4:], expected)
+    torch.testing.assert_close(preds["quality"], head.dgqp(preds["boxes"]))
+
+
+def test_without_dgqp_head_equals_stock_detect(models):
+    stock = models[""].eval()
+    variant = build_detection_model("yolov8n-qfl.yaml", verbose=False).eval()
+    assert isinstance(variant.model[-1], GFLDetect) and variant.model[-1].dgqp is None
+    variant.load_state_dict(stock.state_dict())  # same tensor names, nothing missing or extra
+    x = torch.rand(1, 3, 64, 64)
+    torch.testing.assert_close(variant(x)[0], stock(x)[0])
+
+
+def test_parameter_overhead_under_half_percent(models):
+    n_stock = sum(p.numel() for p in models[""].parameters())
+    n_gfl = sum(p.numel() for p in models["gfl"].parameters())
+    assert n_stock == 3_157_200  # Ultralytics' YOLOv8n
+    assert 0 < (n_gfl - n_stock) / n_stock < 0.005
+
+
+def test_stock_state_dict_loads_into_gfl_model(models):
+    stock_sd, gfl_sd = models[""].state_dict(), models["gfl"].state_dict()
+    assert set(stock_sd) <= set(gfl_sd)
+    assert {k for k in gfl_sd if k not in stock_sd} == {k for k in gfl_sd if ".dgqp." in k}
+    assert all(stock_sd[k].shape == gfl_sd[k].shape for k in stock_sd)
+
+
+@pytest.mark.parametrize("scale", "nslmx")
+def test_every_scale_builds(scale):
+    from yolo_gfl.configs import load_model_cfg
+
+    cfg = load_model_cfg(f"yolov8{scale}-gfl.yaml")
+    assert cfg["scale"] == scale and cfg["gfl"] == {"cls_loss": "qfl", "dgqp": True} and "backbone" in cfg
+    if scale in "ns":  # building l/x costs seconds each; their configs differ only by the scale row
+        model = GFLDetectionModel(cfg, verbose=False)
+        assert model.yaml["scale"] == scale

@@ -1,0 +1,52 @@
+"""Where model configs come from: yolo_gfl's own ``cfg/models`` first, then Ultralytics' as usual.
+
+Like Ultralytics, one YAML serves every scale: ``yolov8s-gfl.yaml`` reads ``yolov8-gfl.yaml`` with scale ``s``. A
+yolo_gfl YAML names its stock architecture with ``base:`` and adds only its ``gfl:`` options, so the architecture is
+Ultralytics' own, not a copy that could drift.
+"""
+
+from __future__ import annotations
+
+import re
+from copy import deepcopy
+from importlib import resources
+from pathlib import Path
+
+from ultralytics.nn.tasks import guess_model_scale, yaml_model_load
+from ultralytics.utils import YAML
+from ultralytics.utils.checks import check_yaml
+
+__all__ = ["CFG_DIR", "model_cfg_names", "resolve_model_cfg", "load_model_cfg"]
+
+CFG_DIR = Path(str(resources.files("yolo_gfl.cfg"))) / "models"
+
+
+def _unscaled(name: str) -> str:
+    """'yolov8n-gfl.yaml' -> 'yolov8-gfl.yaml' (Ultralytics' own naming rule)."""
+    path = Path(name)
+    return re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", path.stem) + path.suffix
+
+
+def model_cfg_names() -> list[str]:
+    """The unscaled names of yolo_gfl's model configs, e.g. ['yolov8-gfl.yaml', ...]."""
+    return sorted(p.name for p in CFG_DIR.glob("*.yaml"))
+
+
+def resolve_model_cfg(cfg: str | Path) -> str:
+    """Map a bare yolo_gfl config name to its path in ``CFG_DIR`` (keeping the scale letter); other names unchanged."""
+    path = Path(cfg)
+    if path.exists() or path.suffix not in {".yaml", ".yml"} or len(path.parts) > 1:
+        return str(cfg)
+    if (CFG_DIR / path.name).exists() or (CFG_DIR / _unscaled(path.name)).exists():
+        return str(CFG_DIR / path.name)  # may not exist itself: the unscaled file serves every scale
+    return str(cfg)
+
+
+def load_model_cfg(cfg: str | Path | dict) -> dict:
+    """Return the model config dict for a path, a bare name (yolo_gfl's or Ultralytics'), or a dict (copied)."""
+    d = deepcopy(cfg) if isinstance(cfg, dict) else yaml_model_load(resolve_model_cfg(cfg))
+    if "base" in d:  # also for dicts that Ultralytics' own yaml_model_load read from a yolo_gfl file
+        base = YAML.load(check_yaml(d.pop("base")))
+        d = {**base, **d}  # the variant's keys (gfl, nc, ...) win over the stock architecture's
+        d["scale"] = guess_model_scale(d["yaml_file"])
+    return d

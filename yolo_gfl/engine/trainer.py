@@ -1,0 +1,55 @@
+"""``GFLTrainer``: Ultralytics' detection trainer building yolo_gfl models and validators."""
+
+from __future__ import annotations
+
+from copy import copy
+from typing import Any
+
+from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
+
+from ..configs import load_model_cfg
+from ..nn.model import build_detection_model
+from ..options import validate_options
+from .validator import GFLValidator
+
+__all__ = ["GFLTrainer"]
+
+
+class GFLTrainer(DetectionTrainer):
+    """Detection trainer whose model is a yolo_gfl variant (or stock YOLOv8 for a config without yolo_gfl options).
+
+    Args:
+        cfg, overrides, _callbacks: as for Ultralytics' ``DetectionTrainer``.
+        gfl_overrides: yolo_gfl options given as train arguments (``cls_loss=vfl``); they override the model YAML's
+            ``gfl:`` section. Ultralytics checks its own arguments strictly, so these travel beside them.
+    """
+
+    def __init__(
+        self,
+        cfg=DEFAULT_CFG,
+        overrides: dict[str, Any] | None = None,
+        _callbacks: dict | None = None,
+        gfl_overrides: dict[str, Any] | None = None,
+    ):
+        validate_options(gfl_overrides)  # a bad option fails before any run folder is made
+        self.gfl_overrides = dict(gfl_overrides or {})
+        super().__init__(cfg, overrides, _callbacks)
+        if self.resume and self.gfl_overrides:
+            LOGGER.warning(f"Resume ignores yolo_gfl options {self.gfl_overrides}, using the checkpoint's variant.")
+            self.gfl_overrides = {}
+
+    def get_model(self, cfg: str | dict | None = None, weights=None, verbose: bool = True):
+        """Build the variant named by ``cfg`` plus the option overrides; load matching ``weights`` tensors."""
+        cfg = load_model_cfg(cfg)
+        if self.gfl_overrides:
+            cfg["gfl"] = {**(cfg.get("gfl") or {}), **self.gfl_overrides}
+        model = build_detection_model(cfg, nc=self.data["nc"], ch=self.data["channels"], verbose=verbose and RANK == -1)
+        model = self.set_model_names_for_load(model)
+        if weights:
+            model.load(weights)  # logs 'Transferred N/M items'; new parts such as DGQP keep their initialisation
+        return model
+
+    def get_validator(self):
+        """A ``GFLValidator`` over the validation loader."""
+        return GFLValidator(self.test_loader, save_dir=self.save_dir, args=copy(self.args), _callbacks=self.callbacks)

@@ -1,0 +1,153 @@
+"""IoU-aware classification and distribution losses as pure functions over tensors.
+
+Every function here is element-wise: it returns one loss value per input entry (per anchor for DFL) and leaves the
+reduction to the caller, like ``torchvision.ops.sigmoid_focal_loss(reduction="none")``. Each one:
+
+* computes in float32 with autocast disabled, because ``log`` of probabilities near 0 or 1 loses everything in half
+  precision and ``F.binary_cross_entropy`` refuses to run under autocast;
+* is finite for probabilities exactly 0 or 1 and for logits of any magnitude (PyTorch's BCE clamps ``log`` at -100, and
+  ``binary_cross_entropy_with_logits`` uses the log-sum-exp form);
+* takes logits by default, or probabilities with ``logits=False`` (GFLv2's joint score J = C x I is already a
+  probability, so its loss must not apply another sigmoid).
+
+References:
+    VFL: Zhang et al., "VarifocalNet: An IoU-aware Dense Object Detector", CVPR 2021, Eq. 2.
+    QFL, DFL, GFL: Li et al., "Generalized Focal Loss: Learning Qualified and Distributed Bounding Boxes for Dense
+    Object Detection", NeurIPS 2020, Eqs. 5, 6 (QFL, DFL) and 7 (the general form GFL).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["varifocal_loss", "quality_focal_loss", "distribution_focal_loss", "generalized_focal_loss"]
+
+
+def _fp32_no_autocast(device: torch.device):
+    """Context that turns autocast off on ``device`` so the losses run in float32."""
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
+def _soft_bce(pred: torch.Tensor, target: torch.Tensor, logits: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (-(y log p + (1-y) log(1-p)), p) for logits or probabilities ``pred`` and soft targets ``target``."""
+    if logits:
+        return F.binary_cross_entropy_with_logits(pred, target, reduction="none"), pred.sigmoid()
+    return F.binary_cross_entropy(pred, target, reduction="none"), pred
+
+
+def varifocal_loss(
+    pred: torch.Tensor, target: torch.Tensor, alpha: float = 0.75, gamma: float = 2.0, logits: bool = True
+) -> torch.Tensor:
+    """Varifocal Loss (VarifocalNet, Eq. 2), element-wise.
+
+    VFL(p, q) = -q (q log p + (1 - q) log(1 - p))   where q > 0 (a positive: q is its IoU-aware target)
+              = -alpha p^gamma log(1 - p)           where q = 0 (a negative, down-weighted like focal loss)
+
+    Positives are weighted by their own target q, so high-quality positives dominate; only negatives get the focal
+    down-weighting. The weights stay in the graph, as in the paper's equation.
+
+    Args:
+        pred: (*) logits, or probabilities in [0, 1] when ``logits=False``.
+        target: (*) IoU-aware classification targets q in [0, 1] (the IACS: IoU at the ground-truth class, else 0).
+        alpha: weight of the negatives (paper: 0.75).
+        gamma: focusing exponent of the negatives (paper: 2.0).
+        logits: whether ``pred`` holds logits.
+
+    Returns:
+        (*) float32 loss, same shape as ``pred``.
+    """
+    with _fp32_no_autocast(pred.device):
+        pred, target = pred.float(), target.float()
+        bce, p = _soft_bce(pred, target, logits)
+        weight = torch.where(target > 0, target, alpha * p.pow(gamma))
+        return bce * weight
+
+
+def quality_focal_loss(pred: torch.Tensor, target: torch.Tensor, beta: float = 2.0, logits: bool = True) -> torch.Tensor:
+    """Quality Focal Loss (GFL, Eq. 5), element-wise.
+
+    QFL(sigma) = -|y - sigma|^beta ((1 - y) log(1 - sigma) + y log sigma)
+
+    on every entry: y in [0, 1] is the quality target (IoU at the ground-truth class, 0 elsewhere), sigma the predicted
+    probability. The loss is 0 exactly at sigma = y.
+
+    Args:
+        pred: (*) logits, or probabilities in [0, 1] when ``logits=False``.
+        target: (*) soft targets y in [0, 1].
+        beta: focusing exponent (paper: 2.0).
+        logits: whether ``pred`` holds logits.
+
+    Returns:
+        (*) float32 loss, same shape as ``pred``.
+    """
+    with _fp32_no_autocast(pred.device):
+        pred, target = pred.float(), target.float()
+        bce, sigma = _soft_bce(pred, target, logits)
+        return bce * (target - sigma).abs().pow(beta)
+
+
+def distribution_focal_loss(pred_dist: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Distribution Focal Loss (GFL, Eq. 6) over a discrete distribution of n bins at 0, 1, ..., n-1.
+
+    DFL(S_i, S_{i+1}) = -((y_{i+1} - y) log S_i + (y - y_i) log S_{i+1}),  y_i = floor(y), y_{i+1} = y_i + 1,
+
+    with S = softmax(pred_dist). It is minimal where the distribution puts all its mass on the two bins around y, split
+    so that the distribution's integral sum_j j S_j equals y. Targets are clamped into [0, n-1]; the top edge y = n-1
+    is handled exactly (all weight on the last bin), so callers need not shave it off.
+
+    Args:
+        pred_dist: (N, n) logits of the distribution of one box side per row.
+        target: (N,) continuous targets in [0, n-1] (distances in units of the stride).
+
+    Returns:
+        (N,) float32 loss.
+    """
+    with _fp32_no_autocast(pred_dist.device):
+        pred_dist, target = pred_dist.float(), target.float()
+        n_bins = pred_dist.shape[-1]
+        target = target.clamp(0, n_bins - 1)
+        left = target.floor().long().clamp(max=n_bins - 2)  # y = n-1 uses bins n-2 and n-1 with weights 0 and 1
+        right = left + 1
+        weight_left = right.float() - target
+        weight_right = target - left.float()
+        log_prob = F.log_softmax(pred_dist, dim=-1)
+        log_left = log_prob.gather(-1, left.unsqueeze(-1)).squeeze(-1)
+        log_right = log_prob.gather(-1, right.unsqueeze(-1)).squeeze(-1)
+        return -(weight_left * log_left + weight_right * log_right)
+
+
+def generalized_focal_loss(
+    prob_left: torch.Tensor,
+    prob_right: torch.Tensor,
+    target: torch.Tensor,
+    value_left: torch.Tensor | float,
+    value_right: torch.Tensor | float,
+    beta: float,
+) -> torch.Tensor:
+    """The general form GFL (GFL paper, Eq. 7) that QFL and DFL specialise, element-wise.
+
+    GFL(p_l, p_r) = -|y - (y_l p_l + y_r p_r)|^beta ((y_r - y) log p_l + (y - y_l) log p_r)
+
+    for a target y between two values y_l <= y <= y_r predicted with probabilities p_l and p_r.
+
+    * QFL: y_l = 0, y_r = 1, p_r = sigma, p_l = 1 - sigma.
+    * DFL: beta = 0, y_l = floor(y), y_r = y_l + 1, p_l and p_r the softmax masses of those two bins.
+
+    Args:
+        prob_left, prob_right: (*) probabilities of y_l and y_r.
+        target: (*) continuous target y.
+        value_left, value_right: (*) or scalars, the two values y_l and y_r.
+        beta: focusing exponent (0 turns the modulating factor off, since |x|^0 = 1).
+
+    Returns:
+        (*) float32 loss.
+    """
+    with _fp32_no_autocast(prob_left.device):
+        prob_left, prob_right, target = prob_left.float(), prob_right.float(), target.float()
+        estimate = value_left * prob_left + value_right * prob_right
+        # clamp_min keeps log finite at p = 0; its weight is then 0 wherever the equation is defined
+        log_left = prob_left.clamp_min(1e-12).log()
+        log_right = prob_right.clamp_min(1e-12).log()
+        ce = -((value_right - target) * log_left + (target - value_left) * log_right)
+        return (target - estimate).abs().pow(beta) * ce

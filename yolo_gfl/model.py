@@ -1,0 +1,52 @@
+"""``YOLOGFL``: the Python API, an Ultralytics ``Model`` with yolo_gfl's task map (as RT-DETR and YOLO-World do)."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from ultralytics.engine.model import Model
+
+from .configs import resolve_model_cfg
+from .engine import GFLPredictor, GFLTrainer, GFLValidator
+from .nn.model import build_detection_model
+from .options import split_options, validate_options
+
+__all__ = ["YOLOGFL"]
+
+
+class YOLOGFL(Model):
+    """IoU-aware YOLOv8 detectors through Ultralytics' trainer, validator, predictor and exporter.
+
+    Examples:
+        >>> model = YOLOGFL("yolov8n-gfl.yaml")  # GFLv2 style: QFL + DFL + DGQP
+        >>> model.train(data="coco128.yaml", epochs=3, imgsz=320)
+        >>> model.train(data="coco128.yaml", epochs=3, cls_loss="vfl", dgqp=False)  # options as train arguments
+        >>> YOLOGFL("yolov8n.yaml").train(data="coco128.yaml", epochs=3)  # stock YOLOv8 through the same path
+        >>> YOLOGFL("runs/detect/train/weights/best.pt").predict("image.jpg")
+    """
+
+    def __init__(self, model: str | Path = "yolov8n-gfl.yaml", task: str | None = None, verbose: bool = False):
+        if isinstance(model, (str, Path)):
+            model = resolve_model_cfg(model)
+        super().__init__(model=model, task=task or "detect", verbose=verbose)
+
+    @property
+    def task_map(self) -> dict[str, dict[str, Any]]:
+        """yolo_gfl's model builder, trainer, validator and predictor for detection."""
+        return {
+            "detect": {
+                "model": build_detection_model,
+                "trainer": GFLTrainer,
+                "validator": GFLValidator,
+                "predictor": GFLPredictor,
+            }
+        }
+
+    def train(self, trainer=None, **kwargs: Any):
+        """Train like ``YOLO.train``; yolo_gfl options (``cls_loss``, ``dgqp``, ...) may be given as arguments."""
+        options, kwargs = split_options(kwargs)
+        validate_options(options)
+        trainer = partial(trainer or self._smart_load("trainer"), gfl_overrides=options)
+        return super().train(trainer=trainer, **kwargs)

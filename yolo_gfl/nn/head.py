@@ -1,0 +1,114 @@
+"""The IoU-aware YOLOv8 detection head: stock ``Detect`` plus GFLv2's Distribution-Guided Quality Predictor.
+
+Per anchor the head predicts, as stock YOLOv8 does,
+
+* C: class logits (``cv3``), and
+* the box as four discrete distributions over ``reg_max`` = 16 bins (``cv2``), read out by DFL as their integral;
+
+and, with DGQP (GFLv2, Li et al., CVPR 2021, Sec. 3.2), a localisation quality I computed from the shape of those
+distributions: a sharp distribution means a confident box. For each side the top-k softmax probabilities and their
+mean (k = 4: 20 numbers per anchor) go through FC(20 -> 64) -> ReLU -> FC(64 -> 1) -> sigmoid. The class output is
+J = sigmoid(C) x I, a probability.
+
+The eval output keeps Ultralytics' layout (B, 4 + nc, anchors) with J in place of sigmoid(C), so the stock validator,
+predictor, NMS and exporters rank detections by the IoU-aware score without knowing about it. Layer names ``cv2``,
+``cv3`` and ``dfl`` are stock, so stock YOLOv8 weights load into the head.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+from ultralytics.nn.modules.head import Detect
+
+__all__ = ["DGQP", "GFLDetect"]
+
+
+class DGQP(nn.Module):
+    """Distribution-Guided Quality Predictor (GFLv2): box distributions -> localisation quality I in (0, 1).
+
+    Args:
+        reg_max: bins per box side.
+        topk: probabilities taken per side (GFLv2: 4).
+        hidden: width of the hidden layer (GFLv2: 64).
+        init_quality: the I a fresh predictor outputs, so that a new model starts near J = C (and a model whose
+            other weights come from stock YOLOv8 ranks detections almost as the stock model does).
+    """
+
+    def __init__(self, reg_max: int = 16, topk: int = 4, hidden: int = 64, init_quality: float = 0.95):
+        super().__init__()
+        if not 1 <= topk <= reg_max:
+            raise ValueError(f"DGQP topk={topk} must be in [1, reg_max={reg_max}]")
+        self.reg_max, self.topk = reg_max, topk
+        self.fc1 = nn.Linear(4 * (topk + 1), hidden)
+        self.fc2 = nn.Linear(hidden, 1)
+        # Small output weights make I almost constant at first; the bias sets that constant (sigmoid^-1(init_quality)).
+        nn.init.normal_(self.fc2.weight, std=0.01)
+        nn.init.constant_(self.fc2.bias, math.log(init_quality / (1 - init_quality)))
+
+    def features(self, box_logits: torch.Tensor) -> torch.Tensor:
+        """Statistics of the box distributions: (B, 4 * reg_max, A) logits -> (B, A, 4 * (topk + 1)).
+
+        Not detached: as in GFLv2, the quality loss also shapes the box distributions.
+        """
+        b, _, a = box_logits.shape
+        prob = box_logits.view(b, 4, self.reg_max, a).softmax(2)
+        top = prob.topk(self.topk, dim=2).values  # (B, 4, k, A)
+        stats = torch.cat((top, top.mean(2, keepdim=True)), 2)  # (B, 4, k + 1, A)
+        return stats.view(b, 4 * (self.topk + 1), a).transpose(1, 2)
+
+    def forward(self, box_logits: torch.Tensor) -> torch.Tensor:
+        """Quality I: (B, 4 * reg_max, A) box logits -> (B, 1, A) in (0, 1)."""
+        hidden = self.fc1(self.features(box_logits)).relu()
+        return self.fc2(hidden).sigmoid().transpose(1, 2)
+
+
+class GFLDetect(Detect):
+    """YOLOv8 ``Detect`` with an optional DGQP branch; without it the outputs are exactly the stock ones.
+
+    Training output: Ultralytics' dict ``{"boxes", "scores", "feats"}`` plus ``"quality"`` (B, 1, A) when DGQP is on.
+    Eval output: (B, 4 + nc, A) with class scores J = sigmoid(C) x I (or sigmoid(C) without DGQP).
+    """
+
+    def __init__(
+        self,
+        nc: int = 80,
+        reg_max: int = 16,
+        end2end: bool = False,
+        ch: tuple[int, ...] = (),
+        dgqp: bool = False,
+        dgqp_topk: int = 4,
+        dgqp_hidden: int = 64,
+        dgqp_init: float = 0.95,
+    ):
+        super().__init__(nc=nc, reg_max=reg_max, end2end=end2end, ch=ch)
+        self.dgqp = DGQP(reg_max, dgqp_topk, dgqp_hidden, dgqp_init) if dgqp else None
+
+    @classmethod
+    def from_detect(cls, head: Detect, **options) -> GFLDetect:
+        """Build a GFLDetect that takes over ``head``'s layers, strides and graph position (``i``, ``f``, ``type``)."""
+        channels = tuple(seq[0].conv.in_channels for seq in head.cv2)
+        new = cls(head.nc, head.reg_max, getattr(head, "one2one_cv2", None) is not None, channels, **options)
+        new.load_state_dict(head.state_dict(), strict=False)  # stock layers keep their (bias-initialised) weights
+        new.stride = head.stride
+        for attr in ("i", "f", "type", "inplace"):
+            if hasattr(head, attr):
+                setattr(new, attr, getattr(head, attr))
+        new.np = sum(p.numel() for p in new.parameters())
+        return new
+
+    def forward_head(self, x, box_head=None, cls_head=None) -> dict[str, torch.Tensor]:
+        """Stock head outputs, plus the DGQP quality I under ``"quality"`` when the branch is on."""
+        preds = super().forward_head(x, box_head, cls_head)
+        if self.dgqp is not None and preds:
+            preds["quality"] = self.dgqp(preds["boxes"])
+        return preds
+
+    def _inference(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Decoded boxes and the ranking score: J = sigmoid(C) x I with DGQP, else sigmoid(C)."""
+        scores = x["scores"].sigmoid()
+        if "quality" in x:
+            scores = scores * x["quality"]
+        return torch.cat((self._get_decode_boxes(x), scores), 1)

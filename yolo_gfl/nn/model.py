@@ -1,0 +1,77 @@
+"""``GFLDetectionModel``: a YOLOv8 ``DetectionModel`` whose head is ``GFLDetect`` and whose criterion is GFL's.
+
+Ultralytics' ``parse_model`` wires channel arguments only for its own head classes, so the YAML keeps the stock
+``Detect`` layer; this model builds the stock graph first (strides, bias init, layer names all stock) and then swaps in
+the GFL head, which takes over the stock layers. Stock checkpoints therefore load tensor-for-tensor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ultralytics.nn.tasks import DetectionModel
+from ultralytics.utils import LOGGER
+
+from ..configs import load_model_cfg
+from ..criterion import GFLDetectionLoss
+from ..options import is_stock, validate_options
+from .head import GFLDetect
+
+__all__ = ["GFLDetectionModel", "build_detection_model"]
+
+
+class GFLDetectionModel(DetectionModel):
+    """YOLOv8 detection model with the IoU-aware head and loss selected by the ``gfl:`` section of its YAML.
+
+    Args:
+        cfg: model YAML path or dict (with an optional ``gfl:`` section of yolo_gfl options).
+        ch: input channels.
+        nc: number of classes (overrides the YAML).
+        verbose: print the model summary.
+    """
+
+    def __init__(self, cfg: str | dict = "yolov8n-gfl.yaml", ch: int = 3, nc: int | None = None, verbose: bool = True):
+        cfg = load_model_cfg(cfg)
+        options = validate_options(cfg.get("gfl"))  # fail before building anything
+        super().__init__(cfg, ch=ch, nc=nc, verbose=False)
+        self.gfl_options = options
+        self.yaml["gfl"] = dict(options)  # full, checked set travels in checkpoints
+        head = self.model[-1]
+        self.model[-1] = GFLDetect.from_detect(
+            head,
+            dgqp=options["dgqp"],
+            dgqp_topk=options["dgqp_topk"],
+            dgqp_hidden=options["dgqp_hidden"],
+            dgqp_init=options["dgqp_init"],
+        )
+        if verbose:
+            self.info()
+            LOGGER.info(f"yolo_gfl: {describe_options(options)}\n")
+
+    def init_criterion(self) -> GFLDetectionLoss:
+        """The IoU-aware criterion (``bce`` without DGQP reproduces Ultralytics' loss exactly)."""
+        return GFLDetectionLoss(self)
+
+    def _predict_augment(self, x):
+        """Test-time augmentation is not supported for the GFL head (Ultralytics' TTA accepts only ``Detect``)."""
+        LOGGER.warning("yolo_gfl models do not support augment=True; running single-scale prediction.")
+        return self._predict_once(x)
+
+
+def describe_options(options: dict[str, Any]) -> str:
+    """A one-line summary of a variant, e.g. 'cls_loss=qfl dgqp=True assigner=tal'."""
+    return " ".join(f"{k}={options[k]}" for k in ("cls_loss", "dgqp", "assigner", "box_loss"))
+
+
+def build_detection_model(
+    cfg: str | dict, ch: int = 3, nc: int | None = None, verbose: bool = True
+) -> DetectionModel | GFLDetectionModel:
+    """Build stock ``DetectionModel`` for a config without yolo_gfl options, else ``GFLDetectionModel``.
+
+    The stock baseline is then Ultralytics' own class, so its checkpoints need nothing of yolo_gfl to load.
+    """
+    cfg = load_model_cfg(cfg)
+    if is_stock(cfg.get("gfl")):
+        cfg.pop("gfl", None)
+        return DetectionModel(cfg, ch=ch, nc=nc, verbose=verbose)
+    return GFLDetectionModel(cfg, ch=ch, nc=nc, verbose=verbose)

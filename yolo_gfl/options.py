@@ -1,0 +1,131 @@
+"""The yolo_gfl options: what turns a stock YOLOv8 into an IoU-aware variant, with their checks.
+
+A variant is a stock Ultralytics model YAML plus a ``gfl:`` section, e.g. ``yolov8-gfl.yaml`` is ``yolov8.yaml`` with
+
+    gfl:
+      cls_loss: qfl
+      dgqp: true
+
+The same keys can be given as train arguments (``cls_loss=vfl``) and override the YAML. The section travels inside
+every checkpoint (``model.yaml``), so validation, prediction, export and resume rebuild the same head and loss.
+A model without the section, or whose options are all at their defaults, is stock YOLOv8.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["OPTIONS", "GFLOptionError", "validate_options", "split_options", "is_stock", "format_options_help"]
+
+
+class GFLOptionError(ValueError):
+    """A yolo_gfl option has an unknown name or a value outside its allowed set."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: its default, type and allowed values (``choices``, or the closed range ``low``..``high``)."""
+
+    default: Any
+    kind: type
+    help: str
+    choices: tuple | None = None
+    low: float | None = None
+    high: float | None = None
+
+    def allowed(self) -> str:
+        """Describe the allowed values for error messages and help."""
+        if self.choices:
+            return " | ".join(map(str, self.choices))
+        if self.kind is bool:
+            return "True | False"
+        return f"{self.kind.__name__} in [{self.low}, {self.high}]"
+
+
+OPTIONS: dict[str, Option] = {
+    "cls_loss": Option(
+        "bce",
+        str,
+        "classification loss: bce (stock Ultralytics, TAL targets), vfl (Varifocal Loss on the IoU-aware score), "
+        "qfl (Quality Focal Loss on the IoU-aware score)",
+        choices=("bce", "vfl", "qfl"),
+    ),
+    "dgqp": Option(False, bool, "add GFLv2's Distribution-Guided Quality Predictor: score J = sigmoid(C) x I"),
+    "assigner": Option("tal", str, "label assigner: tal (Ultralytics TaskAlignedAssigner)", choices=("tal",)),
+    "box_loss": Option(
+        "ciou", str, "IoU loss of the box: ciou (Ultralytics) or giou (VarifocalNet, GFL)", choices=("ciou", "giou")
+    ),
+    "vfl_alpha": Option(0.75, float, "VFL weight of the negatives (VarifocalNet: 0.75)", low=0.0, high=1.0),
+    "vfl_gamma": Option(2.0, float, "VFL focusing exponent of the negatives (VarifocalNet: 2.0)", low=0.0, high=10.0),
+    "qfl_beta": Option(2.0, float, "QFL focusing exponent (GFL: 2.0)", low=0.0, high=10.0),
+    "dgqp_topk": Option(4, int, "DGQP: top-k probabilities taken per box side (GFLv2: 4)", low=1, high=64),
+    "dgqp_hidden": Option(64, int, "DGQP: hidden width of its two-layer MLP (GFLv2: 64)", low=1, high=4096),
+    "dgqp_init": Option(
+        0.95, float, "DGQP: initial quality I of a fresh model, so that J starts near C", low=0.01, high=0.999
+    ),
+    "cls_gain": Option(
+        1.0, float, "extra gain on the IoU-aware classification loss, on top of Ultralytics' cls gain", low=0.0, high=100.0
+    ),
+}
+
+_TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Return ``value`` converted to option ``name``'s type, or raise GFLOptionError naming the option and fix."""
+    opt = OPTIONS[name]
+    bad = GFLOptionError(f"yolo_gfl option {name}={value!r} is not valid: expected {opt.allowed()}.")
+    if opt.kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+        raise bad
+    if opt.kind is str:
+        if not isinstance(value, str) or value.lower() not in opt.choices:
+            raise bad
+        return value.lower()
+    if isinstance(value, bool):  # bool is an int subclass; True is no number of anchors
+        raise bad
+    try:
+        number = opt.kind(value)
+    except (TypeError, ValueError):
+        raise bad from None
+    if opt.kind is int and isinstance(value, float) and not value.is_integer():
+        raise bad
+    if not (opt.low <= number <= opt.high):  # also rejects NaN
+        raise bad
+    return number
+
+
+def validate_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    """Return the full, checked option set: defaults overridden by ``options``.
+
+    Raises:
+        GFLOptionError: for an unknown name (listing the valid ones) or a value outside its allowed set.
+    """
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise GFLOptionError(f"unknown yolo_gfl option(s) {unknown}; valid options are: {', '.join(OPTIONS)}.")
+    checked = {name: opt.default for name, opt in OPTIONS.items()}
+    checked.update({name: _coerce(name, value) for name, value in options.items()})
+    return checked
+
+
+def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split keyword arguments into (yolo_gfl options, everything else for Ultralytics)."""
+    ours = {k: v for k, v in kwargs.items() if k in OPTIONS}
+    return ours, {k: v for k, v in kwargs.items() if k not in OPTIONS}
+
+
+def is_stock(options: dict[str, Any] | None) -> bool:
+    """Whether ``options`` describe plain YOLOv8 (every option at its default)."""
+    return validate_options(options) == validate_options({})
+
+
+def format_options_help() -> str:
+    """A table of the options for ``yolo-gfl help``."""
+    rows = [f"  {name:<12} default={opt.default!s:<6} {opt.allowed():<24} {opt.help}" for name, opt in OPTIONS.items()]
+    return "yolo_gfl options (train arguments, or the gfl: section of a model YAML):\n" + "\n".join(rows)
