@@ -79,3 +79,12 @@ def test_every_scale_builds(scale):
     if scale in "ns":  # building l/x costs seconds each; their configs differ only by the scale row
         model = GFLDetectionModel(cfg, verbose=False)
         assert model.yaml["scale"] == scale
+
+
+def test_swapped_head_keeps_ultralytics_batchnorm_settings(models):
+    """The GFL head is built after Ultralytics' init pass; its BatchNorms must still get eps 1e-3, momentum 0.03."""
+    import torch.nn as nn
+
+    stock = [(m.eps, m.momentum) for m in models[""].modules() if isinstance(m, nn.BatchNorm2d)]
+    ours = [(m.eps, m.momentum) for m in models["gfl"].modules() if isinstance(m, nn.BatchNorm2d)]
+    assert ours == stock and set(ours) == {(1e-3, 0.03)}

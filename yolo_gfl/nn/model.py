@@ -11,6 +11,7 @@ from typing import Any
 
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import LOGGER
+from ultralytics.utils.torch_utils import initialize_weights
 
 from ..configs import load_model_cfg
 from ..criterion import GFLDetectionLoss
@@ -44,9 +45,26 @@ class GFLDetectionModel(DetectionModel):
             dgqp_hidden=options["dgqp_hidden"],
             dgqp_init=options["dgqp_init"],
         )
+        initialize_weights(self.model[-1])  # Ultralytics' BatchNorm eps/momentum for the layers built after its pass
         if verbose:
             self.info()
             LOGGER.info(f"yolo_gfl: {describe_options(options)}\n")
+
+    def load(self, weights, verbose: bool = True) -> None:
+        """Load every matching tensor (e.g. of a stock YOLOv8 checkpoint); log what was initialised here instead."""
+        super().load(weights, verbose=verbose)  # Ultralytics logs 'Transferred N/M items'
+        source = (weights.get("ema") or weights["model"]) if isinstance(weights, dict) else weights
+        source_sd, own = source.state_dict(), self.state_dict()
+        fresh = [k for k, v in own.items() if k not in source_sd or source_sd[k].shape != v.shape]
+        source_names = getattr(source, "names", None) or {}
+        placeholder = {i: str(i) for i in range(len(self.names))}
+        if self.names == placeholder and len(source_names) == len(self.names) and not any(".cv3." in k for k in fresh):
+            self.names = dict(source_names)  # Ultralytics does this only when every tensor transfers; DGQP is new
+        if verbose:
+            LOGGER.info(
+                f"yolo_gfl: {len(own) - len(fresh)}/{len(own)} tensors match the pretrained weights by name and shape;"
+                f" initialised here: {', '.join(fresh) if fresh else 'nothing'}"
+            )
 
     def init_criterion(self) -> GFLDetectionLoss:
         """The IoU-aware criterion (``bce`` without DGQP reproduces Ultralytics' loss exactly)."""
