@@ -1,0 +1,43 @@
+"""Evaluation as pure functions: COCO metrics for any YOLO-format dataset and the score-IoU calibration report."""
+
+from .calibration import (
+    box_iou_np,
+    calibration_report,
+    collect_pairs,
+    match_detections,
+    pearson,
+    rankdata_average,
+    spearman,
+)
+from .coco import (
+    COCO_STAT_NAMES,
+    as_detection_arrays,
+    assign_image_ids,
+    coco_evaluate,
+    coco_to_yolo_boxes,
+    detections_to_coco,
+    list_images,
+    load_data_split,
+    read_yolo_labels,
+    yolo_to_coco,
+)
+
+__all__ = [
+    "COCO_STAT_NAMES",
+    "as_detection_arrays",
+    "assign_image_ids",
+    "box_iou_np",
+    "calibration_report",
+    "coco_evaluate",
+    "coco_to_yolo_boxes",
+    "collect_pairs",
+    "detections_to_coco",
+    "list_images",
+    "load_data_split",
+    "match_detections",
+    "pearson",
+    "rankdata_average",
+    "read_yolo_labels",
+    "spearman",
+    "yolo_to_coco",
+]
