@@ -50,3 +50,23 @@ def trained(tmp_path_factory, coco128_yaml):
         return runs[variant]
 
     return train
+
+
+@pytest.fixture(scope="session")
+def stock_pt() -> str:
+    """Path of Ultralytics' COCO-trained yolov8n.pt; tests that need it skip, with the reason, where it is absent."""
+    if not YOLOV8N_PT.exists():
+        pytest.skip(f"stock checkpoint needed: {YOLOV8N_PT} is absent (it sits beside the checkout in ../shared)")
+    return str(YOLOV8N_PT)
+
+
+@pytest.fixture(scope="session")
+def finetuned(tmp_path_factory, coco128_yaml, stock_pt):
+    """yolov8n-gfl with stock COCO weights transferred, fine-tuned one tiny epoch: a model with a real AP."""
+    from yolo_gfl import YOLOGFL
+
+    project = tmp_path_factory.mktemp("finetuned")
+    model = YOLOGFL("yolov8n-gfl.yaml")
+    model.train(data=coco128_yaml, pretrained=stock_pt, project=str(project), name="gfl",
+                **{**TINY_TRAIN, "imgsz": 160, "lr0": 0.001, "warmup_epochs": 0})
+    return project / "gfl" / "weights" / "best.pt"

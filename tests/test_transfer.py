@@ -9,14 +9,6 @@ from ultralytics.utils.metrics import box_iou
 
 from yolo_gfl import YOLOGFL
 
-from .conftest import YOLOV8N_PT
-
-
-@pytest.fixture(scope="module")
-def stock_pt() -> str:
-    if not YOLOV8N_PT.exists():
-        pytest.skip(f"stock checkpoint needed: {YOLOV8N_PT} is absent (it sits beside the checkout in ../shared)")
-    return str(YOLOV8N_PT)
 
 
 @pytest.mark.parametrize("variant", ["gfl", "qfl", "vfl"])

@@ -18,6 +18,7 @@ from ultralytics.utils import ASSETS, DEFAULT_CFG_DICT
 
 from . import __version__
 from .configs import model_cfg_names
+from .engine.validator import EVAL_OPTIONS
 from .options import OPTIONS, GFLOptionError, format_options_help, split_options, validate_options
 
 __all__ = ["entrypoint", "main", "CLIError"]
@@ -41,6 +42,7 @@ Examples:
     yolo-gfl train model=yolov8n.yaml data=coco128.yaml epochs=10 imgsz=320          # stock YOLOv8 baseline
     yolo-gfl train model=yolov8n-qfl.yaml pretrained=yolov8n.pt cls_loss=vfl data=...  # stock weights transfer
     yolo-gfl val model=runs/detect/train/weights/best.pt data=coco128.yaml
+    yolo-gfl val model=best.pt data=coco128.yaml coco=True calibration=True  # pycocotools AP, score-IoU report
     yolo-gfl predict model=best.pt source=images/
     yolo-gfl export model=best.pt format=onnx
 
@@ -82,6 +84,12 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any]]:
 def check(mode: str, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check every argument up front; return (yolo_gfl options, Ultralytics arguments) or raise CLIError."""
     options, ultralytics_args = split_options(args)
+    for key in EVAL_OPTIONS:  # validation switches travel with the Ultralytics arguments to YOLOGFL.val
+        if key in ultralytics_args:
+            if mode != "val":
+                raise CLIError(f"'{key}' is a val option; use it as 'yolo-gfl val ... {key}=True'.")
+            if not isinstance(ultralytics_args[key], bool):
+                raise CLIError(f"'{key}={ultralytics_args[key]}' must be True or False.")
     if options and mode != "train":
         raise CLIError(
             f"yolo_gfl option(s) {sorted(options)} apply to train only: a trained checkpoint already carries its "
@@ -91,7 +99,7 @@ def check(mode: str, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
         validate_options(options)
     except GFLOptionError as e:
         raise CLIError(str(e)) from None
-    unknown = [k for k in ultralytics_args if k not in DEFAULT_CFG_DICT]
+    unknown = [k for k in ultralytics_args if k not in DEFAULT_CFG_DICT and k not in EVAL_OPTIONS]
     if unknown:
         lines = []
         for key in unknown:
@@ -99,7 +107,7 @@ def check(mode: str, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
             lines.append(f"'{key}' is not a valid argument." + (f" Similar: {close}." if close else ""))
         raise CLIError(" ".join(lines) + " See 'yolo-gfl cfg' for Ultralytics' arguments and 'yolo-gfl help'.")
     try:
-        check_cfg(dict(ultralytics_args))  # Ultralytics' own type and range checks
+        check_cfg({k: v for k, v in ultralytics_args.items() if k not in EVAL_OPTIONS})  # Ultralytics' own checks
     except (TypeError, ValueError) as e:
         raise CLIError(str(e)) from None
     model = ultralytics_args.get("model")

@@ -10,6 +10,7 @@ from ultralytics.engine.model import Model
 
 from .configs import resolve_model_cfg
 from .engine import GFLPredictor, GFLTrainer, GFLValidator
+from .engine.validator import EVAL_OPTIONS
 from .nn.model import build_detection_model
 from .options import split_options, validate_options
 
@@ -50,3 +51,16 @@ class YOLOGFL(Model):
         validate_options(options)
         trainer = partial(trainer or self._smart_load("trainer"), gfl_overrides=options)
         return super().train(trainer=trainer, **kwargs)
+
+    def val(self, validator=None, **kwargs: Any):
+        """Validate like ``YOLO.val``; ``coco=True`` adds pycocotools metrics, ``calibration=True`` the score-IoU report.
+
+        The reports are returned on the metrics object as ``metrics.coco`` and ``metrics.calibration`` (plain dicts) and
+        saved in the run folder.
+        """
+        switches = {k: kwargs.pop(k) for k in EVAL_OPTIONS if k in kwargs}
+        for key, value in switches.items():
+            if not isinstance(value, bool):
+                raise ValueError(f"val option {key}={value!r} must be True or False")
+        validator = partial(validator or self._smart_load("validator"), **switches)
+        return super().val(validator=validator, **kwargs)

@@ -1,15 +1,92 @@
-"""``GFLValidator``: Ultralytics' detection validator for yolo_gfl models.
+"""``GFLValidator``: Ultralytics' detection validator plus official COCO metrics and the score-IoU calibration report.
 
-The GFL head already emits the IoU-aware score in Ultralytics' output layout, so validation, NMS and metrics are the
-stock ones; this class is the seam where yolo_gfl's evaluation options attach.
+The GFL head already emits the IoU-aware score in Ultralytics' output layout, so NMS and Ultralytics' metrics are the
+stock ones. On top, for any YOLO-format dataset and any detector (stock models too):
+
+* ``coco=True``: the dataset's YOLO labels become a COCO ground truth (image sizes read from the images), the
+  detections COCO results, and pycocotools' COCOeval reports AP, AP50, AP75, AP S/M/L and AR@1/10/100; saved as
+  ``coco_eval.json`` (with ``coco_gt.json`` and ``predictions.json``) in the run folder.
+* ``calibration=True``: each detection's (score, IoU with its best same-class ground truth) pair, their Pearson and
+  Spearman correlation, the mean IoU per score decile and a plot: ``calibration.csv/json/png``.
+
+Both read the post-NMS detections in original-image pixels, the same ones Ultralytics' mAP counts.
 """
 
 from __future__ import annotations
 
-from ultralytics.models.yolo.detect import DetectionValidator
+from typing import Any
 
-__all__ = ["GFLValidator"]
+import numpy as np
+from ultralytics.models.yolo.detect import DetectionValidator
+from ultralytics.utils import LOGGER, ops
+
+from ..eval import assign_image_ids, calibration_report, coco_evaluate, collect_pairs, detections_to_coco, yolo_to_coco
+
+__all__ = ["GFLValidator", "EVAL_OPTIONS"]
+
+EVAL_OPTIONS = ("coco", "calibration")  # yolo_gfl's validation switches, beside Ultralytics' own arguments
 
 
 class GFLValidator(DetectionValidator):
-    """Detection validator for yolo_gfl models (ranking by the IoU-aware score the head outputs)."""
+    """Detection validator with optional COCO metrics (``coco``) and score-IoU calibration (``calibration``).
+
+    After a run, ``self.coco_stats`` and ``self.calibration`` hold the reports as plain dicts (also attached to the
+    returned metrics object as ``metrics.coco`` and ``metrics.calibration``).
+    """
+
+    def __init__(self, dataloader=None, save_dir=None, args=None, _callbacks=None, coco=False, calibration=False):
+        super().__init__(dataloader, save_dir, args, _callbacks)
+        self.coco, self.calibration_on = bool(coco), bool(calibration)
+        self.coco_stats: dict[str, float] | None = None
+        self.calibration: dict[str, Any] | None = None
+
+    @property
+    def _collect(self) -> bool:
+        return (self.coco or self.calibration_on) and not self.training
+
+    def init_metrics(self, model) -> None:
+        super().init_metrics(model)
+        self._images: list[str] = []
+        self._dets: list[np.ndarray] = []  # per image (N, 6) x1 y1 x2 y2 score cls, original pixels
+        self._gts: list[np.ndarray] = []  # per image (K, 5) x1 y1 x2 y2 cls, original pixels
+
+    def update_metrics(self, preds: list[dict], batch: dict[str, Any]) -> None:
+        super().update_metrics(preds, batch)
+        if not self._collect:
+            return
+        for si, pred in enumerate(preds):
+            pbatch = self._prepare_batch(si, batch)
+            predn = self.scale_preds(self._prepare_pred(pred), pbatch)
+            gt_boxes = ops.scale_boxes(pbatch["imgsz"], pbatch["bboxes"].clone(), pbatch["ori_shape"], pbatch["ratio_pad"])
+            self._images.append(pbatch["im_file"])
+            self._dets.append(
+                np.concatenate(
+                    [predn["bboxes"].cpu().numpy(), predn["conf"].cpu().numpy()[:, None], predn["cls"].cpu().numpy()[:, None]], 1
+                ).reshape(-1, 6)
+            )
+            self._gts.append(
+                np.concatenate([gt_boxes.cpu().numpy(), pbatch["cls"].cpu().numpy().reshape(-1, 1)], 1).reshape(-1, 5)
+            )
+
+    def get_stats(self) -> dict[str, Any]:
+        stats = super().get_stats()
+        if not self._collect or not self._images:
+            return stats
+        if self.coco:
+            images = list(self.dataloader.dataset.im_files)  # the whole split, so image ids follow one rule
+            ids = assign_image_ids(images)
+            gt = yolo_to_coco(images, names=self.names)
+            dets = detections_to_coco(self._dets, [ids[str(p)] for p in self._images])
+            LOGGER.info("\nCOCO metrics (pycocotools) on the dataset's YOLO labels:")
+            self.coco_stats = coco_evaluate(gt, dets, save_dir=self.save_dir, verbose=True)
+            stats.update({f"coco/{k}": v for k, v in self.coco_stats.items()})
+        if self.calibration_on:
+            self.calibration = calibration_report(collect_pairs(self._dets, self._gts), save_dir=self.save_dir)
+            rho, r = self.calibration["spearman"], self.calibration["pearson"]
+            LOGGER.info(
+                f"Score-IoU calibration over {self.calibration['count']} matched detections: "
+                f"Spearman {rho if rho is None else round(rho, 4)}, Pearson {r if r is None else round(r, 4)} "
+                f"(saved to {self.save_dir / 'calibration.png'})"
+            )
+        self.metrics.coco, self.metrics.calibration = self.coco_stats, self.calibration
+        return stats
