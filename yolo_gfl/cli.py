@@ -23,7 +23,7 @@ from .options import OPTIONS, GFLOptionError, format_options_help, split_options
 
 __all__ = ["entrypoint", "main", "CLIError"]
 
-MODES = ("train", "val", "predict", "export")
+MODES = ("train", "val", "predict", "export", "analyze")
 DEFAULT_MODEL = "yolov8n-gfl.yaml"
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {
     "predict": {"save": True},  # as `yolo predict` does: a CLI user wants the annotated images on disk
@@ -43,6 +43,7 @@ Examples:
     yolo-gfl train model=yolov8n-qfl.yaml pretrained=yolov8n.pt cls_loss=vfl data=...  # stock weights transfer
     yolo-gfl val model=runs/detect/train/weights/best.pt data=coco128.yaml
     yolo-gfl val model=best.pt data=coco128.yaml coco=True calibration=True  # pycocotools AP, score-IoU report
+    yolo-gfl analyze model=best.pt data=coco128.yaml imgsz=320   # ranking oracle + score-IoU calibration
     yolo-gfl predict model=best.pt source=images/
     yolo-gfl export model=best.pt format=onnx
 
@@ -111,6 +112,8 @@ def check(mode: str, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     except (TypeError, ValueError) as e:
         raise CLIError(str(e)) from None
     model = ultralytics_args.get("model")
+    if mode == "analyze" and "data" not in ultralytics_args:
+        raise CLIError("'analyze' needs a dataset, e.g. 'yolo-gfl analyze model=best.pt data=coco128.yaml'.")
     if mode != "train" and model is None:
         raise CLIError(f"'{mode}' needs a model, e.g. 'yolo-gfl {mode} model=runs/detect/train/weights/best.pt'.")
     if model is not None and str(model).endswith(".pt") and not Path(str(model)).exists():
@@ -130,6 +133,10 @@ def run(mode: str, options: dict[str, Any], args: dict[str, Any]):
         args["source"] = ASSETS  # Ultralytics' bundled sample images, as `yolo predict` does
     if mode == "train":
         return model.train(**args, **options)
+    if mode == "analyze":
+        from .eval.analyze import analyze
+
+        return analyze(model, data=args.pop("data", None), **args)
     return getattr(model, mode)(**args)
 
 
