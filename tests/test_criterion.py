@@ -141,3 +141,16 @@ def test_half_precision_inputs_under_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss, _ = model.loss(batch)
     assert loss.dtype == torch.float32 and torch.isfinite(loss).all()
+
+
+@pytest.mark.parametrize("cls_loss", ["vfl", "bce"])
+def test_atss_assigner_trains_the_loss(cls_loss):
+    from yolo_gfl.assigners import ATSSAssigner
+
+    model = make_model(cls_loss=cls_loss, assigner="atss")
+    crit = model.init_criterion()
+    assert isinstance(crit.assigner, ATSSAssigner)
+    loss, _ = crit(model(make_batch()["img"]), make_batch())
+    assert torch.isfinite(loss).all() and loss[0] > 0
+    loss, _ = crit(model(make_batch(with_boxes=False)["img"]), make_batch(with_boxes=False))
+    assert torch.isfinite(loss).all() and loss[0] == 0

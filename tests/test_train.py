@@ -91,3 +91,11 @@ def test_resume_keeps_head_and_loss(tmp_path, coco128_yaml):
     assert final.gfl_options["cls_loss"] == "vfl" and final.gfl_options["dgqp"] is True  # train-arg override kept
     assert final.model[-1].dgqp is not None
     assert type(resumed.trainer.model.init_criterion()).__name__ == "GFLDetectionLoss"
+
+
+def test_atss_assigner_through_the_trainer(tmp_path, coco128_yaml):
+    model = YOLOGFL("yolov8n-vfl.yaml")
+    model.train(data=coco128_yaml, project=str(tmp_path), name="atss", assigner="atss", **TINY_TRAIN)
+    rows = read_results(tmp_path / "atss")
+    assert all(math.isfinite(rows[0][k]) and rows[0][k] > 0 for k in ("train/box_loss", "train/cls_loss", "train/dfl_loss"))
+    assert YOLO(tmp_path / "atss" / "weights" / "best.pt").model.gfl_options["assigner"] == "atss"

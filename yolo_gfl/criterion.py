@@ -24,6 +24,7 @@ from ultralytics.utils.loss import v8DetectionLoss
 from ultralytics.utils.metrics import bbox_iou
 from ultralytics.utils.tal import bbox2dist, make_anchors
 
+from .assigners import ATSSAssigner
 from .losses import distribution_focal_loss, quality_focal_loss, varifocal_loss
 from .options import validate_options
 
@@ -64,6 +65,8 @@ class GFLDetectionLoss(v8DetectionLoss):
     def __init__(self, model: torch.nn.Module, tal_topk: int = 10):
         super().__init__(model, tal_topk=tal_topk)
         self.options = validate_options(getattr(model, "gfl_options", None))
+        if self.options["assigner"] == "atss":
+            self.assigner = ATSSAssigner(self.nc, topk=9)
 
     def classification_loss(self, pred: torch.Tensor, target: torch.Tensor, logits: bool) -> torch.Tensor:
         """Element-wise classification loss of the selected kind, (b, a, nc) -> (b, a, nc)."""
@@ -81,7 +84,8 @@ class GFLDetectionLoss(v8DetectionLoss):
     def get_assigned_targets_and_loss(self, preds: dict[str, torch.Tensor], batch: dict[str, Any], **assign_kwargs):
         """Compute (box, cls, dfl) losses with IoU-aware targets; same return contract as ``v8DetectionLoss``."""
         quality = preds.get("quality")  # DGQP's I, (b, 1, a), or None
-        if self.options["cls_loss"] == "bce" and quality is None and self.options["box_loss"] == "ciou":
+        o = self.options
+        if o["cls_loss"] == "bce" and quality is None and o["box_loss"] == "ciou" and o["assigner"] == "tal":
             return super().get_assigned_targets_and_loss(preds, batch, **assign_kwargs)  # exactly stock
 
         loss = torch.zeros(3, device=self.device)  # box, cls, dfl
@@ -110,6 +114,7 @@ class GFLDetectionLoss(v8DetectionLoss):
             gt_bboxes,
             mask_gt,
             **assign_kwargs,
+            **({"stride_tensor": stride_tensor} if o["assigner"] == "atss" else {}),  # ATSS works level by level
         )
         target_bboxes_grid = target_bboxes / stride_tensor
 

@@ -52,7 +52,12 @@ OPTIONS: dict[str, Option] = {
         choices=("bce", "vfl", "qfl"),
     ),
     "dgqp": Option(False, bool, "add GFLv2's Distribution-Guided Quality Predictor: score J = sigmoid(C) x I"),
-    "assigner": Option("tal", str, "label assigner: tal (Ultralytics TaskAlignedAssigner)", choices=("tal",)),
+    "assigner": Option(
+        "tal",
+        str,
+        "label assigner: tal (Ultralytics TaskAlignedAssigner) or atss (Adaptive Training Sample Selection, top-9)",
+        choices=("tal", "atss"),
+    ),
     "box_loss": Option(
         "ciou", str, "IoU loss of the box: ciou (Ultralytics) or giou (VarifocalNet, GFL)", choices=("ciou", "giou")
     ),
