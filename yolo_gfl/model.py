@@ -9,6 +9,7 @@ from typing import Any
 from ultralytics.engine.model import Model
 
 from .configs import resolve_model_cfg
+from .data import resolve_data
 from .engine import GFLPredictor, GFLTrainer, GFLValidator
 from .engine.validator import EVAL_OPTIONS
 from .nn.model import build_detection_model
@@ -49,6 +50,8 @@ class YOLOGFL(Model):
         """Train like ``YOLO.train``; yolo_gfl options (``cls_loss``, ``dgqp``, ...) may be given as arguments."""
         options, kwargs = split_options(kwargs)
         validate_options(options)
+        if "data" in kwargs:
+            kwargs["data"] = resolve_data(kwargs["data"])  # data=synthetic makes the embedded set on first use
         trainer = partial(trainer or self._smart_load("trainer"), gfl_overrides=options)
         return super().train(trainer=trainer, **kwargs)
 
@@ -62,5 +65,7 @@ class YOLOGFL(Model):
         for key, value in switches.items():
             if not isinstance(value, bool):
                 raise ValueError(f"val option {key}={value!r} must be True or False")
+        if "data" in kwargs:
+            kwargs["data"] = resolve_data(kwargs["data"])
         validator = partial(validator or self._smart_load("validator"), **switches)
         return super().val(validator=validator, **kwargs)

@@ -39,7 +39,10 @@ def analyze(model, data: str, project: str | None = None, name: str = "analyze",
     """
     from ..model import YOLOGFL
 
+    from ..data import resolve_data
+
     yolo = model if isinstance(model, YOLOGFL) else YOLOGFL(model)
+    data = resolve_data(data)
     save_dir = get_save_dir(SimpleNamespace(project=project, name=name, task="detect", mode="analyze", exist_ok=False))
     save_dir.mkdir(parents=True, exist_ok=True)
     val_args = {"plots": False, "verbose": False, **val_args}
