@@ -1,0 +1,119 @@
+"""Overhead of each yolo_gfl variant against stock YOLOv8, measured side by side in one run.
+
+    python benchmarks/overhead.py [--scale n] [--imgsz 640] [--runs 30] [--device cpu] [--variants gfl,qfl,vfl]
+
+Prints parameters, GFLOPs, inference latency (median over --runs, batch 1 and 16), training step time
+(forward + loss + backward, batch 8), loss-function time alone, and NMS time, with ratios to stock. Variants run
+interleaved round by round so drifts in machine load hit all of them alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+import torch  # noqa: E402
+from ultralytics.cfg import get_cfg  # noqa: E402
+from ultralytics.utils import nms  # noqa: E402
+from ultralytics.utils.torch_utils import get_flops  # noqa: E402
+
+from yolo_gfl.nn import build_detection_model  # noqa: E402
+
+
+def synthetic_batch(n: int, imgsz: int, objects: int = 6, nc: int = 80, seed: int = 0) -> dict:
+    """A training batch of random images with ``objects`` random boxes each (normalised xywh)."""
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(n * objects, 2, generator=g) * 0.6 + 0.2
+    wh = torch.rand(n * objects, 2, generator=g) * 0.3 + 0.05
+    return {
+        "img": torch.rand(n, 3, imgsz, imgsz, generator=g),
+        "batch_idx": torch.arange(n).repeat_interleave(objects).float(),
+        "cls": torch.randint(0, nc, (n * objects, 1), generator=g).float(),
+        "bboxes": torch.cat((xy, wh), 1),
+    }
+
+
+def timed(fn, device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t) * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", default="n")
+    ap.add_argument("--imgsz", type=int, default=640)
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--train-batch", type=int, default=8)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--variants", default="gfl,qfl,vfl")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    names = ["stock"] + [v for v in args.variants.split(",") if v]
+    models, train_models = {}, {}
+    for name in names:
+        cfg = f"yolov8{args.scale}.yaml" if name == "stock" else f"yolov8{args.scale}-{name}.yaml"
+        torch.manual_seed(0)
+        train_models[name] = build_detection_model(cfg, verbose=False).to(device)
+        train_models[name].args = get_cfg()
+        models[name] = build_detection_model(cfg, verbose=False).to(device).fuse(verbose=False).eval()
+
+    results = {n: {"params": sum(p.numel() for p in train_models[n].parameters())} for n in names}
+    for n in names:
+        results[n]["GFLOPs"] = get_flops(train_models[n], args.imgsz)
+
+    x1 = torch.rand(1, 3, args.imgsz, args.imgsz, device=device)
+    x16 = torch.rand(16, 3, args.imgsz, args.imgsz, device=device)
+    batch = {k: v.to(device) for k, v in synthetic_batch(args.train_batch, args.imgsz).items()}
+    samples = {n: {k: [] for k in ("lat1", "lat16", "train", "loss", "nms")} for n in names}
+    with torch.no_grad():  # warm-up
+        for n in names:
+            models[n](x1)
+    for r in range(args.runs):
+        for n in names:
+            m, tm = models[n], train_models[n]
+            with torch.no_grad():
+                samples[n]["lat1"].append(timed(lambda: m(x1), device))
+                if r % 3 == 0:  # batch 16 is 16x the work: a third of the rounds keeps the run short
+                    samples[n]["lat16"].append(timed(lambda: m(x16), device))
+                out = m(x1)[0]
+            samples[n]["nms"].append(timed(lambda: nms.non_max_suppression(out, 0.001, 0.7, max_det=300), device))
+            tm.train()
+            tm.zero_grad(set_to_none=True)
+
+            def step():
+                preds = tm(batch["img"])
+                loss, _ = tm.loss(batch, preds)
+                loss.sum().backward()
+
+            samples[n]["train"].append(timed(step, device))
+            with torch.no_grad():
+                preds = tm(batch["img"])
+            samples[n]["loss"].append(timed(lambda: tm.loss(batch, preds), device))
+    for n in names:
+        results[n].update({k: statistics.median(v) for k, v in samples[n].items()})
+
+    cols = [("params", "{:,.0f}"), ("GFLOPs", "{:.2f}"), ("lat1", "{:.1f}"), ("lat16", "{:.1f}"), ("train", "{:.1f}"),
+            ("loss", "{:.2f}"), ("nms", "{:.2f}")]
+    heads = {"lat1": "infer b1 ms", "lat16": "infer b16 ms", "train": f"train step b{args.train_batch} ms",
+             "loss": "loss ms", "nms": "NMS ms"}
+    print(f"\nyolov8{args.scale} variants, imgsz {args.imgsz}, device {device}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, median of {args.runs} runs (b16: {len(samples['stock']['lat16'])})")
+    print(f"{'variant':10}" + "".join(f"{heads.get(c, c):>20}" for c, _ in cols))
+    for n in names:
+        print(f"{n:10}" + "".join(f"{f.format(results[n][c]):>20}" for c, f in cols))
+    print("ratio to stock:")
+    for n in names[1:]:
+        print(f"{n:10}" + "".join(f"{results[n][c] / results['stock'][c]:>20.3f}" for c, _ in cols))
+
+
+if __name__ == "__main__":
+    main()
