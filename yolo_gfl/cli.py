@@ -18,12 +18,13 @@ from ultralytics.utils import ASSETS, DEFAULT_CFG_DICT
 
 from . import __version__
 from .configs import model_cfg_names
+from .engine.inference import check_inference_options, split_inference_options
 from .engine.validator import EVAL_OPTIONS
 from .options import OPTIONS, GFLOptionError, format_options_help, split_options, validate_options
 
 __all__ = ["entrypoint", "main", "CLIError"]
 
-MODES = ("train", "val", "predict", "export", "analyze")
+MODES = ("train", "val", "predict", "export", "analyze", "zoo")
 DEFAULT_MODEL = "yolov8n-gfl.yaml"
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {
     "predict": {"save": True},  # as `yolo predict` does: a CLI user wants the annotated images on disk
@@ -44,7 +45,11 @@ Examples:
     yolo-gfl val model=runs/detect/train/weights/best.pt data=coco128.yaml
     yolo-gfl val model=best.pt data=coco128.yaml coco=True calibration=True  # pycocotools AP, score-IoU report
     yolo-gfl analyze model=best.pt data=coco128.yaml imgsz=320   # ranking oracle + score-IoU calibration
+    yolo-gfl zoo models=yolov8n.yaml,yolov8n-gfl.yaml data=synthetic-n500-v100-i160 epochs=10 seeds=0,1,2 imgsz=160
+        # train each model per seed alike, evaluate alike: zoo.md/zoo.csv + plots in runs/zoo (rerun resumes);
+        # default models: stock yolov8n and every variant; eval_only=True models=a.pt,b.pt compares checkpoints
     yolo-gfl predict model=best.pt source=images/
+    yolo-gfl val model=best.pt data=coco128.yaml paper=True nms=soft  # conf 0.05, 1000/level, IoU 0.6, 100 dets, soft-NMS
     yolo-gfl export model=best.pt format=onnx
 
 Model configs (every scale n/s/m/l/x, e.g. yolov8s-gfl.yaml): {", ".join(model_cfg_names())}, and Ultralytics' own.
@@ -85,6 +90,14 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any]]:
 def check(mode: str, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check every argument up front; return (yolo_gfl options, Ultralytics arguments) or raise CLIError."""
     options, ultralytics_args = split_options(args)
+    inference, ultralytics_args = split_inference_options(ultralytics_args)  # nms=soft, pre_nms_topk=, paper=, ...
+    if inference:
+        if mode not in ("val", "predict"):
+            raise CLIError(f"{sorted(inference)} are val/predict options (e.g. 'yolo-gfl val ... nms=soft').")
+        try:
+            check_inference_options(inference)
+        except ValueError as e:
+            raise CLIError(str(e)) from None
     for key in EVAL_OPTIONS:  # validation switches travel with the Ultralytics arguments to YOLOGFL.val
         if key in ultralytics_args:
             if mode != "val":
@@ -118,7 +131,7 @@ def check(mode: str, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
         raise CLIError(f"'{mode}' needs a model, e.g. 'yolo-gfl {mode} model=runs/detect/train/weights/best.pt'.")
     if model is not None and str(model).endswith(".pt") and not Path(str(model)).exists():
         raise CLIError(f"model={model} does not exist. Give the path of a trained checkpoint (e.g. weights/best.pt).")
-    return options, ultralytics_args
+    return options, {**ultralytics_args, **inference}
 
 
 def run(mode: str, options: dict[str, Any], args: dict[str, Any]):
@@ -154,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         mode, args = parse(argv)
+        if mode == "zoo":  # its own arguments (models=, seeds=, eval_only=, ...), checked by yolo_gfl.zoo
+            from .zoo import main_zoo
+
+            return main_zoo(args)
         options, ultralytics_args = check(mode, args)
     except CLIError as e:
         print(f"yolo-gfl: error: {e}", file=sys.stderr)

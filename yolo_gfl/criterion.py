@@ -22,13 +22,13 @@ import torch
 import torch.nn.functional as F
 from ultralytics.utils.loss import v8DetectionLoss
 from ultralytics.utils.metrics import bbox_iou
-from ultralytics.utils.tal import bbox2dist, make_anchors
+from ultralytics.utils.tal import bbox2dist, dist2bbox, make_anchors
 
 from .assigners import ATSSAssigner
 from .losses import distribution_focal_loss, quality_focal_loss, varifocal_loss
 from .options import validate_options
 
-__all__ = ["GFLDetectionLoss", "iou_aware_targets"]
+__all__ = ["GFLDetectionLoss", "VFNetDetectionLoss", "iou_aware_targets"]
 
 
 def iou_aware_targets(
@@ -143,6 +143,101 @@ class GFLDetectionLoss(v8DetectionLoss):
 
         loss[0] *= self.hyp.box
         loss[1] *= self.hyp.cls * self.options["cls_gain"]
+        loss[2] *= self.hyp.dfl
+        return (
+            (fg_mask, target_gt_idx, target_bboxes, anchor_points, stride_tensor),
+            loss,
+            dict(zip(self.loss_names, loss.detach())),
+        )
+
+
+class VFNetDetectionLoss(GFLDetectionLoss):
+    """VarifocalNet's loss for the VFNet head (``head=vfnet``; VarifocalNet, Sec. 3.4, and mmdetection's VFNetHead).
+
+    * **Classification**: VFL (or QFL / BCE as ``cls_loss`` selects) on the IACS logits, with the IoU-aware target
+      taken from the *refined* box's IoU with its ground truth, normalised by the number of positives.
+    * **Box**: GIoU loss on the initial box (weight ``vfnet_init_weight``, paper 1.5) and on the refined box
+      (``vfnet_refine_weight``, paper 2.0). As in mmdetection, each is weighted per positive by its own box's IoU with
+      the ground truth (detached; the initial box's IoU for the initial loss, the refined box's for the refined one)
+      and normalised by the sum of those weights (clamped at 1). ``box_loss`` is GIoU here whatever its setting.
+    * **DFL** on the initial box distributions, weighted by the initial box's IoU (VarifocalNet regresses the initial
+      box without DFL; keeping YOLOv8's distributions keeps it, as GFL does).
+
+    Gains: Ultralytics' ``hyp.box`` multiplies the weighted *mean* of the two GIoU losses,
+    ``box * (w_init * L_init + w_refine * L_refine) / (w_init + w_refine)``, so with Ultralytics' defaults (box 7.5,
+    cls 0.5, dfl 1.5) the box loss has the scale a single-box YOLOv8 loss has and only the split between the two boxes
+    is VarifocalNet's. ``hyp.cls`` (x ``cls_gain``) multiplies the classification loss and ``hyp.dfl`` the DFL. The
+    paper's absolute balance (1.0 VFL + 1.5 GIoU_init + 2.0 GIoU_refine) is ``cls=1.0 box=3.5`` (and ``dfl=0`` to
+    drop DFL). The three reported loss items stay Ultralytics' (box, cls, dfl).
+
+    The assigner sees the refined boxes (the detector's output) and the sigmoid of the IACS logits.
+    """
+
+    def get_assigned_targets_and_loss(self, preds: dict[str, torch.Tensor], batch: dict[str, Any], **assign_kwargs):
+        """Compute (box, cls, dfl) losses of the VFNet head; same return contract as ``v8DetectionLoss``."""
+        o = self.options
+        if "refine" not in preds:
+            raise ValueError("VFNetDetectionLoss needs the VFNet head's 'refine' output; is the model built with head=vfnet?")
+        loss = torch.zeros(3, device=self.device)  # box, cls, dfl
+        pred_distri = preds["boxes"].permute(0, 2, 1).contiguous()  # (b, a, 4 * reg_max)
+        pred_logits = preds["scores"].permute(0, 2, 1).contiguous()  # (b, a, nc)
+        refine = preds["refine"].permute(0, 2, 1).float()  # (b, a, 4) scale factors
+        anchor_points, stride_tensor = make_anchors(preds["feats"], self.stride, 0.5)
+        batch_size = pred_logits.shape[0]
+        imgsz = torch.tensor(preds["feats"][0].shape[2:], device=self.device, dtype=torch.float32) * self.stride[0]
+
+        targets = torch.cat((batch["batch_idx"].view(-1, 1), batch["cls"].view(-1, 1), batch["bboxes"]), 1)
+        targets = self.preprocess(targets.to(self.device), batch_size, scale_tensor=imgsz[[1, 0, 1, 0]])
+        gt_labels, gt_bboxes = targets.split((1, 4), 2)  # cls, xyxy pixels
+        mask_gt = gt_bboxes.sum(2, keepdim=True).gt_(0.0)
+
+        with torch.autocast(device_type=pred_logits.device.type, enabled=False):
+            b, a, c = pred_distri.shape
+            init_ltrb = pred_distri.float().view(b, a, 4, c // 4).softmax(3).matmul(self.proj.float())  # stride units
+            init_boxes = dist2bbox(init_ltrb, anchor_points, xywh=False)
+            refined_boxes = dist2bbox(refine * init_ltrb.detach(), anchor_points, xywh=False)  # refined = scale x init
+            pred_probs = pred_logits.float().sigmoid()
+
+        target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx = self.assigner(
+            pred_probs.detach(),
+            (refined_boxes.detach() * stride_tensor).type(gt_bboxes.dtype),
+            anchor_points * stride_tensor,
+            gt_labels,
+            gt_bboxes,
+            mask_gt,
+            **assign_kwargs,
+            **({"stride_tensor": stride_tensor} if o["assigner"] == "atss" else {}),
+        )
+        target_bboxes_grid = target_bboxes / stride_tensor
+
+        iou_target, iou_refined = iou_aware_targets(refined_boxes, target_bboxes_grid, target_labels, fg_mask, self.nc)
+        if o["cls_loss"] == "bce":  # the assigner's own targets and normalisation, as stock
+            cls_target, cls_norm = target_scores.float(), target_scores.sum().clamp(min=1)
+        else:
+            cls_target, cls_norm = iou_target, fg_mask.sum().clamp(min=1)
+        cls_elem = self.classification_loss(pred_logits, cls_target, logits=True)
+        if self.class_weights is not None:
+            cls_elem = cls_elem * self.class_weights
+        loss[1] = cls_elem.sum() / cls_norm
+
+        fg = fg_mask.nonzero(as_tuple=True)
+        tgt = target_bboxes_grid[fg].float()
+        w_init = bbox_iou(init_boxes[fg].detach(), tgt, xywh=False).squeeze(-1).clamp(0, 1)  # (P,)
+        w_refined = iou_refined[fg]
+        giou_init = bbox_iou(init_boxes[fg], tgt, xywh=False, GIoU=True).squeeze(-1)
+        giou_refined = bbox_iou(refined_boxes[fg], tgt, xywh=False, GIoU=True).squeeze(-1)
+        loss_init = ((1.0 - giou_init) * w_init).sum() / w_init.sum().clamp(min=1)
+        loss_refined = ((1.0 - giou_refined) * w_refined).sum() / w_refined.sum().clamp(min=1)
+        wi, wr = o["vfnet_init_weight"], o["vfnet_refine_weight"]
+        loss[0] = (wi * loss_init + wr * loss_refined) / (wi + wr)
+        target_ltrb = bbox2dist(anchor_points, target_bboxes_grid, self.reg_max - 1)[fg]  # (P, 4)
+        dfl = distribution_focal_loss(pred_distri[fg].view(-1, self.reg_max), target_ltrb.reshape(-1))
+        loss[2] = (dfl.view(-1, 4).mean(-1) * w_init).sum() / w_init.sum().clamp(min=1)
+        # Keep every output in the graph even without positives (DDP requires each parameter to get a gradient).
+        loss[0] = loss[0] + 0.0 * (refine.sum() + pred_distri.sum())
+
+        loss[0] *= self.hyp.box
+        loss[1] *= self.hyp.cls * o["cls_gain"]
         loss[2] *= self.hyp.dfl
         return (
             (fg_mask, target_gt_idx, target_bboxes, anchor_points, stride_tensor),

@@ -6,11 +6,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import torch
 from ultralytics.engine.model import Model
 
 from .configs import resolve_model_cfg
 from .data import resolve_data
 from .engine import GFLPredictor, GFLTrainer, GFLValidator
+from .engine.inference import check_inference_options, split_inference_options
 from .engine.validator import EVAL_OPTIONS
 from .nn.model import build_detection_model
 from .options import split_options, validate_options
@@ -65,7 +67,48 @@ class YOLOGFL(Model):
         for key, value in switches.items():
             if not isinstance(value, bool):
                 raise ValueError(f"val option {key}={value!r} must be True or False")
+        inference, kwargs = split_inference_options(kwargs)  # nms=soft, pre_nms_topk=1000, paper=True, ...
+        inference = check_inference_options(inference, kwargs)
         if "data" in kwargs:
             kwargs["data"] = resolve_data(kwargs["data"])
-        validator = partial(validator or self._smart_load("validator"), **switches)
+        validator = partial(validator or self._smart_load("validator"), inference=inference, **switches)
         return super().val(validator=validator, **kwargs)
+
+    def predict(self, source=None, stream: bool = False, predictor=None, **kwargs: Any):
+        """Predict like ``YOLO.predict``; the papers' inference settings are options (see ``yolo_gfl.engine.inference``).
+
+        ``nms=soft`` (Gaussian soft-NMS, ``soft_sigma=0.5``), ``pre_nms_topk=N`` (at most N candidates per pyramid
+        level before NMS), ``paper=True`` (``conf=0.05 iou=0.6 max_det=100 pre_nms_topk=1000``), beside ``conf``,
+        ``iou`` and ``max_det``. Defaults are Ultralytics' own.
+        """
+        inference, kwargs = split_inference_options(kwargs)
+        self._inference = check_inference_options(inference, kwargs)
+        if not getattr(self, "_inference_hooked", False):  # the predictor (new or reused) takes the options per run
+            self.add_callback("on_predict_start", lambda p: setattr(p, "inference_options", self._inference))
+            self._inference_hooked = True
+        return super().predict(source, stream, predictor=predictor, **kwargs)
+
+    def export(self, **kwargs: Any):
+        """Export like ``YOLO.export``; a VFNet head (deformable convolution) exports to ONNX (opset >= 19) and
+        TorchScript only, and fails up front, writing nothing, for other formats or a lower opset."""
+        from .nn.vfnet import DCN_EXPORT_FORMATS, ONNX_MIN_OPSET, VFNetDetect
+
+        head = self.model.model[-1] if isinstance(self.model, torch.nn.Module) else None
+        if isinstance(head, VFNetDetect):
+            fmt = str(kwargs.get("format", self.overrides.get("format", "torchscript"))).lower()
+            if fmt not in DCN_EXPORT_FORMATS:
+                raise ValueError(
+                    f"format={fmt!r} cannot be exported for a VFNet head (head=vfnet): its star-shaped deformable "
+                    f"convolution exports only to {' and '.join(DCN_EXPORT_FORMATS)}. Use format=onnx or torchscript, "
+                    f"or export a variant without deformable convolution (e.g. yolov8n-gfl.yaml, yolov8n-vfl.yaml)."
+                )
+            if fmt == "onnx":
+                if kwargs.get("opset") is None:
+                    kwargs["opset"] = ONNX_MIN_OPSET  # ONNX's DeformConv needs opset 19; Ultralytics picks 18 here
+                elif int(kwargs["opset"]) < ONNX_MIN_OPSET:
+                    raise ValueError(
+                        f"opset={kwargs['opset']} has no DeformConv, which the VFNet head needs: use "
+                        f"opset>={ONNX_MIN_OPSET} (the default for this model), or export a variant without deformable "
+                        f"convolution (e.g. yolov8n-gfl.yaml)."
+                    )
+        return super().export(**kwargs)

@@ -72,6 +72,25 @@ OPTIONS: dict[str, Option] = {
     "cls_gain": Option(
         1.0, float, "extra gain on the IoU-aware classification loss, on top of Ultralytics' cls gain", low=0.0, high=100.0
     ),
+    "head": Option(
+        "detect",
+        str,
+        "detection head: detect (Ultralytics' Detect, plus DGQP when dgqp=True) or vfnet (VarifocalNet: star-shaped "
+        "deformable conv features and box refinement)",
+        choices=("detect", "vfnet"),
+    ),
+    "vfnet_offset_grad": Option(
+        0.1, float, "head=vfnet: share of the star offsets' gradient reaching the initial box (VarifocalNet: 0.1)",
+        low=0.0, high=1.0,
+    ),
+    "vfnet_init_weight": Option(
+        1.5, float, "head=vfnet: weight of the initial box's GIoU loss within the box loss (VarifocalNet: 1.5)",
+        low=0.0, high=100.0,
+    ),
+    "vfnet_refine_weight": Option(
+        2.0, float, "head=vfnet: weight of the refined box's GIoU loss within the box loss (VarifocalNet: 2.0)",
+        low=0.0, high=100.0,
+    ),
 }
 
 _TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
@@ -116,6 +135,15 @@ def validate_options(options: dict[str, Any] | None) -> dict[str, Any]:
         raise GFLOptionError(f"unknown yolo_gfl option(s) {unknown}; valid options are: {', '.join(OPTIONS)}.")
     checked = {name: opt.default for name, opt in OPTIONS.items()}
     checked.update({name: _coerce(name, value) for name, value in options.items()})
+    if checked["head"] == "vfnet" and checked["dgqp"]:
+        raise GFLOptionError(
+            "yolo_gfl options head='vfnet' and dgqp=True cannot be combined: the VFNet head predicts the IoU-aware "
+            "score itself. Use head=vfnet with dgqp=False, or dgqp=True with head=detect."
+        )
+    if checked["head"] == "vfnet" and checked["vfnet_init_weight"] + checked["vfnet_refine_weight"] <= 0:
+        raise GFLOptionError(
+            "yolo_gfl options vfnet_init_weight and vfnet_refine_weight are both 0: at least one box loss must count."
+        )
     return checked
 
 

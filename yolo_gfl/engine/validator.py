@@ -10,6 +10,9 @@ stock ones. On top, for any YOLO-format dataset and any detector (stock models t
   Spearman correlation, the mean IoU per score decile and a plot: ``calibration.csv/json/png``.
 
 Both read the post-NMS detections in original-image pixels, the same ones Ultralytics' mAP counts.
+
+The papers' inference settings (``nms=soft``, ``pre_nms_topk=N``, ``soft_sigma``; see ``yolo_gfl.engine.inference``)
+replace Ultralytics' NMS step in ``postprocess`` when given; by default it is Ultralytics' own.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.utils import LOGGER, ops
 
 from ..eval import assign_image_ids, calibration_report, coco_evaluate, collect_pairs, detections_to_coco, yolo_to_coco
+from .inference import DEFAULT_INFERENCE, check_inference_options, head_strides, level_sizes, postprocess_detections
 
 __all__ = ["GFLValidator", "EVAL_OPTIONS"]
 
@@ -34,9 +38,13 @@ class GFLValidator(DetectionValidator):
     returned metrics object as ``metrics.coco`` and ``metrics.calibration``).
     """
 
-    def __init__(self, dataloader=None, save_dir=None, args=None, _callbacks=None, coco=False, calibration=False):
+    def __init__(
+        self, dataloader=None, save_dir=None, args=None, _callbacks=None, coco=False, calibration=False, inference=None
+    ):
         super().__init__(dataloader, save_dir, args, _callbacks)
         self.coco, self.calibration_on = bool(coco), bool(calibration)
+        # nms / pre_nms_topk / soft_sigma, checked (see yolo_gfl.engine.inference); None: Ultralytics' NMS
+        self.inference_options = check_inference_options(inference or {})
         self.coco_stats: dict[str, float] | None = None
         self.calibration: dict[str, Any] | None = None
 
@@ -46,9 +54,33 @@ class GFLValidator(DetectionValidator):
 
     def init_metrics(self, model) -> None:
         super().init_metrics(model)
+        self._strides = head_strides(model)  # for the per-level pre-NMS cap
         self._images: list[str] = []
         self._dets: list[np.ndarray] = []  # per image (N, 6) x1 y1 x2 y2 score cls, original pixels
         self._gts: list[np.ndarray] = []  # per image (K, 5) x1 y1 x2 y2 cls, original pixels
+
+    def preprocess(self, batch: dict[str, Any]) -> dict[str, Any]:
+        batch = super().preprocess(batch)
+        self._img_hw = tuple(batch["img"].shape[2:])  # the pyramid levels' sizes follow from it
+        return batch
+
+    def postprocess(self, preds) -> list[dict[str, Any]]:
+        """Ultralytics' NMS, or with ``nms=soft`` / ``pre_nms_topk`` the papers' inference settings."""
+        if self.inference_options == DEFAULT_INFERENCE or self.end2end:
+            return super().postprocess(preds)
+        pred = preds[0] if isinstance(preds, (list, tuple)) else preds
+        topk = self.inference_options["pre_nms_topk"]
+        outputs = postprocess_detections(
+            pred,
+            conf=self.args.conf,
+            iou=self.args.iou,
+            max_det=self.args.max_det,
+            sizes=level_sizes(self._img_hw, self._strides, pred.shape[-1]) if topk else None,
+            agnostic=self.args.single_cls or self.args.agnostic_nms,
+            multi_label=True,
+            **self.inference_options,
+        )
+        return [{"bboxes": x[:, :4], "conf": x[:, 4], "cls": x[:, 5], "extra": x[:, 6:]} for x in outputs]
 
     def update_metrics(self, preds: list[dict], batch: dict[str, Any]) -> None:
         super().update_metrics(preds, batch)

@@ -2,5 +2,6 @@
 
 from .head import DGQP, GFLDetect
 from .model import GFLDetectionModel, build_detection_model
+from .vfnet import VFNetDetect, star_offsets
 
-__all__ = ["DGQP", "GFLDetect", "GFLDetectionModel", "build_detection_model"]
+__all__ = ["DGQP", "GFLDetect", "GFLDetectionModel", "VFNetDetect", "build_detection_model", "star_offsets"]

@@ -14,9 +14,10 @@ from ultralytics.utils import LOGGER
 from ultralytics.utils.torch_utils import initialize_weights
 
 from ..configs import load_model_cfg
-from ..criterion import GFLDetectionLoss
+from ..criterion import GFLDetectionLoss, VFNetDetectionLoss
 from ..options import is_stock, validate_options
 from .head import GFLDetect
+from .vfnet import VFNetDetect
 
 __all__ = ["GFLDetectionModel", "build_detection_model"]
 
@@ -38,13 +39,16 @@ class GFLDetectionModel(DetectionModel):
         self.gfl_options = options
         self.yaml["gfl"] = dict(options)  # full, checked set travels in checkpoints
         head = self.model[-1]
-        self.model[-1] = GFLDetect.from_detect(
-            head,
-            dgqp=options["dgqp"],
-            dgqp_topk=options["dgqp_topk"],
-            dgqp_hidden=options["dgqp_hidden"],
-            dgqp_init=options["dgqp_init"],
-        )
+        if options["head"] == "vfnet":  # VarifocalNet: star-shaped deformable features and box refinement
+            self.model[-1] = VFNetDetect.from_detect(head, offset_grad=options["vfnet_offset_grad"])
+        else:
+            self.model[-1] = GFLDetect.from_detect(
+                head,
+                dgqp=options["dgqp"],
+                dgqp_topk=options["dgqp_topk"],
+                dgqp_hidden=options["dgqp_hidden"],
+                dgqp_init=options["dgqp_init"],
+            )
         initialize_weights(self.model[-1])  # Ultralytics' BatchNorm eps/momentum for the layers built after its pass
         if verbose:
             self.info()
@@ -67,8 +71,8 @@ class GFLDetectionModel(DetectionModel):
             )
 
     def init_criterion(self) -> GFLDetectionLoss:
-        """The IoU-aware criterion (``bce`` without DGQP reproduces Ultralytics' loss exactly)."""
-        return GFLDetectionLoss(self)
+        """The IoU-aware criterion (``bce`` without DGQP reproduces Ultralytics' loss exactly); VFNet's for head=vfnet."""
+        return VFNetDetectionLoss(self) if self.gfl_options["head"] == "vfnet" else GFLDetectionLoss(self)
 
     def _predict_augment(self, x):
         """Test-time augmentation is not supported for the GFL head (Ultralytics' TTA accepts only ``Detect``)."""
@@ -78,7 +82,7 @@ class GFLDetectionModel(DetectionModel):
 
 def describe_options(options: dict[str, Any]) -> str:
     """A one-line summary of a variant, e.g. 'cls_loss=qfl dgqp=True assigner=tal'."""
-    return " ".join(f"{k}={options[k]}" for k in ("cls_loss", "dgqp", "assigner", "box_loss"))
+    return " ".join(f"{k}={options[k]}" for k in ("head", "cls_loss", "dgqp", "assigner", "box_loss"))
 
 
 def build_detection_model(
