@@ -54,9 +54,9 @@ def test_rescore_hand_example():
 @pytest.mark.slow
 def test_analyze_on_finetuned_model(finetuned, coco128_yaml, tmp_path, capsys):
     code = main(["analyze", f"model={finetuned}", f"data={coco128_yaml}", "imgsz=160", "batch=32", "device=cpu",
-                 f"project={tmp_path}", "name=a"])
+                 f"project={tmp_path}", "name=a", "exist_ok=True"])
     assert code == 0
-    run = tmp_path / "a"
+    run = tmp_path / "a"  # exist_ok=True: the run folder keeps its name
     rows = {r["mode"]: {k: float(v) for k, v in r.items() if k != "mode"} for r in csv.DictReader(open(run / "oracle.csv"))}
     assert set(rows) == {"as_is", "gt_cls", "gt_cls_iou", "gt_bbox"}
     assert rows["as_is"]["AP"] > 0.1

@@ -24,13 +24,16 @@ __all__ = ["analyze"]
 COLUMNS = ("mode", "AP", "AP50", "AP75", "mAP50-95", "mAP50")
 
 
-def analyze(model, data: str, project: str | None = None, name: str = "analyze", **val_args: Any) -> dict[str, Any]:
+def analyze(
+    model, data: str, project: str | None = None, name: str = "analyze", exist_ok: bool = False, **val_args: Any
+) -> dict[str, Any]:
     """Run the four oracle passes and the calibration report; return them as plain dicts.
 
     Args:
         model: a ``YOLOGFL`` (or any path/config it accepts, stock checkpoints too).
         data: dataset YAML.
-        project, name: run folder, as for Ultralytics (default ``runs/detect/analyze``, numbered).
+        project, name, exist_ok: run folder, as for Ultralytics (default ``runs/detect/analyze``, numbered unless
+            ``exist_ok``).
         **val_args: Ultralytics validation arguments (``imgsz``, ``batch``, ``device``, ``conf``, ``iou``, ...).
 
     Returns:
@@ -43,7 +46,7 @@ def analyze(model, data: str, project: str | None = None, name: str = "analyze",
 
     yolo = model if isinstance(model, YOLOGFL) else YOLOGFL(model)
     data = resolve_data(data)
-    save_dir = get_save_dir(SimpleNamespace(project=project, name=name, task="detect", mode="analyze", exist_ok=False))
+    save_dir = get_save_dir(SimpleNamespace(project=project, name=name, task="detect", mode="analyze", exist_ok=exist_ok))
     save_dir.mkdir(parents=True, exist_ok=True)
     val_args = {"plots": False, "verbose": False, **val_args}
     rows, calibration = [], None
