@@ -1,0 +1,349 @@
+"""VarifocalNet head (head=vfnet): star offsets, box refinement, gradient policy, loss, AMP, training, export."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+from torchvision.ops import deform_conv2d
+from ultralytics import YOLO
+from ultralytics.cfg import get_cfg
+from ultralytics.utils.tal import make_anchors
+
+from yolo_gfl import YOLOGFL
+from yolo_gfl.criterion import VFNetDetectionLoss
+from yolo_gfl.nn import GFLDetectionModel, VFNetDetect, build_detection_model, star_offsets
+from yolo_gfl.nn.vfnet import star_points
+from yolo_gfl.options import GFLOptionError, validate_options
+
+from .conftest import TINY_TRAIN
+
+
+def vfnet_model(**gfl) -> GFLDetectionModel:
+    from yolo_gfl.configs import load_model_cfg
+
+    cfg = load_model_cfg("yolov8n-vfnet.yaml")
+    cfg["gfl"].update(gfl)
+    torch.manual_seed(0)
+    model = build_detection_model(cfg, nc=3, verbose=False)
+    model.args = get_cfg()
+    return model
+
+
+def activate(head: VFNetDetect, refine_std: float = 0.1) -> None:
+    """Give the zero-initialised star branches non-trivial weights (as training would)."""
+    torch.manual_seed(1)
+    for i in range(head.nl):
+        head.cls_star[i].bn.weight.data.fill_(1.0)
+        head.reg_star[i].bn.weight.data.fill_(1.0)
+        torch.nn.init.normal_(head.refine[i].weight, std=refine_std)
+        torch.nn.init.normal_(head.refine[i].bias, std=0.3)  # scale factors visibly away from 1
+
+
+# ---------------------------------------------------------------------------------------------------- star offsets
+
+
+def test_star_offsets_hand_computed():
+    # A box with l'=2, t'=1, r'=3, b'=4 (feature-map cells). Tap (row, col) of the regular 3x3 grid sits at
+    # (dy, dx) = (row, col) in {-1, 0, 1}; the star point for row -1 is y - t' = -1, row +1 is y + b' = 4,
+    # col -1 is x - l' = -2, col +1 is x + r' = 3. Offset = star point - grid point:
+    expected = [
+        (0, -1), (0, 0), (0, 2),  # (x-l', y-t') - (-1,-1), (x, y-t') - (-1,0), (x+r', y-t') - (-1,1)
+        (0, -1), (0, 0), (0, 2),  # (x-l', y) - (0,-1),     centre,             (x+r', y) - (0,1)
+        (3, -1), (3, 0), (3, 2),  # (x-l', y+b') - (1,-1),  (x, y+b') - (1,0),  (x+r', y+b') - (1,1)
+    ]
+    ltrb = torch.tensor([2.0, 1.0, 3.0, 4.0]).view(1, 4, 1, 1)
+    got = star_offsets(ltrb)
+    assert got.shape == (1, 18, 1, 1)
+    assert got.flatten().tolist() == [float(v) for pair in expected for v in pair]
+    # The same box in pixels on a stride-8 level gives the same offsets (offsets are in feature-map units).
+    torch.testing.assert_close(star_offsets(ltrb * 8, stride=8), got)
+    # Points: the nine star points of VarifocalNet, as (dy, dx) relative to the location.
+    pts = star_points(torch.tensor([2.0, 1.0, 3.0, 4.0]))
+    assert {tuple(p) for p in pts.tolist()} == {
+        (0, 0), (0, -2), (-1, 0), (0, 3), (4, 0), (-1, -2), (-1, 3), (4, -2), (4, 3)
+    }
+
+
+def test_deform_conv_samples_exactly_the_star_points():
+    """With a one-hot kernel, torchvision's deform_conv2d at (y, x) returns the input at the star point of each tap."""
+    h, w = 12, 14
+    ys, xs = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+    feat = (100 * ys + xs).view(1, 1, h, w)  # value encodes its position
+    ltrb = torch.tensor([2.0, 1.5, 3.0, 2.25]).view(1, 4, 1, 1).expand(1, 4, h, w).contiguous()
+    offsets = star_offsets(ltrb)
+    y0, x0 = 5, 6  # every star point of this location lies inside the map, so bilinear sampling is exact (linear map)
+    for k, (dy, dx) in enumerate(star_points(torch.tensor([2.0, 1.5, 3.0, 2.25])).tolist()):
+        weight = torch.zeros(1, 1, 3, 3)
+        weight.view(-1)[k] = 1.0
+        out = deform_conv2d(feat, offsets, weight, padding=1)
+        assert out[0, 0, y0, x0].item() == pytest.approx(100 * (y0 + dy) + (x0 + dx), abs=1e-4), k
+
+
+def test_star_offsets_rejects_bad_shape():
+    with pytest.raises(ValueError, match=r"\(B, 4, H, W\)"):
+        star_offsets(torch.zeros(1, 3, 2, 2))
+
+
+# --------------------------------------------------------------------------------------------------- head outputs
+
+
+def test_refined_box_is_scale_times_initial_box():
+    model = vfnet_model().eval()
+    head = model.model[-1]
+    activate(head)
+    x = torch.rand(2, 3, 96, 96)
+    with torch.no_grad():
+        y, raw = model(x)
+        initial_ltrb = head.dfl(raw["boxes"])  # (B, 4, A) stride units
+        scale = raw["refine"]
+        assert scale.shape == initial_ltrb.shape and (scale > 0).all() and not torch.allclose(scale, torch.ones_like(scale))
+        anchors, strides = (a.transpose(0, 1) for a in make_anchors(raw["feats"], head.stride, 0.5))
+        # Undo the decoding of the eval output: xywh pixels -> ltrb in stride units around each anchor.
+        xy, wh = y[:, :2] / strides, y[:, 2:4] / strides
+        refined_ltrb = torch.cat((anchors - (xy - wh / 2), (xy + wh / 2) - anchors), 1)
+    torch.testing.assert_close(refined_ltrb, scale * initial_ltrb, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(y[:, 4:], raw["scores"].sigmoid())
+
+
+def test_fresh_head_on_stock_weights_predicts_exactly_as_stock(stock_pt):
+    """Zero-initialised star branches: the transferred model starts as stock YOLOv8 (refined = initial box)."""
+    ours = YOLOGFL("yolov8n-vfnet.yaml").load(stock_pt).model.eval()
+    stock = YOLO(stock_pt).model.float().eval()
+    x = torch.rand(1, 3, 128, 128)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x)[0], stock(x)[0], atol=1e-4, rtol=1e-4)
+
+
+def test_every_stock_tensor_transfers(stock_pt):
+    model = YOLOGFL("yolov8n-vfnet.yaml").load(stock_pt).model
+    stock = YOLO(stock_pt).model
+    own = model.state_dict()
+    for name, tensor in stock.state_dict().items():
+        torch.testing.assert_close(own[name].float(), tensor.float(), msg=name)
+    fresh = {k.split(".")[2] for k in own if k not in stock.state_dict()}
+    assert fresh == {"cls_star", "reg_star", "refine"}
+    assert model.names == stock.names
+
+
+def test_offset_gradient_share():
+    """Offsets come from (1 - g) box.detach() + g box: the class branch's gradient into the box regressor scales with g."""
+    grads = {}
+    for g in (0.0, 0.1, 1.0):
+        model = vfnet_model(vfnet_offset_grad=g).train()
+        head = model.model[-1]
+        activate(head)
+        preds = model(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)))
+        preds["scores"].sum().backward()  # a loss on the class logits only
+        grads[g] = head.cv2[0][2].weight.grad.clone()  # the layer producing the initial box distributions
+    assert grads[0.0].abs().max() == 0
+    assert grads[1.0].abs().max() > 0
+    torch.testing.assert_close(grads[0.1], 0.1 * grads[1.0], atol=1e-7, rtol=1e-4)
+
+
+def test_options_and_errors():
+    assert validate_options({"head": "VFNET"})["head"] == "vfnet"
+    with pytest.raises(GFLOptionError, match="head"):
+        validate_options({"head": "dcn"})
+    with pytest.raises(GFLOptionError, match="dgqp"):
+        validate_options({"head": "vfnet", "dgqp": True})
+    with pytest.raises(GFLOptionError, match="vfnet_offset_grad"):
+        validate_options({"vfnet_offset_grad": 1.5})
+    with pytest.raises(GFLOptionError, match="both 0"):
+        validate_options({"head": "vfnet", "vfnet_init_weight": 0, "vfnet_refine_weight": 0})
+    model = build_detection_model("yolov8s-vfnet.yaml", verbose=False)  # every scale builds
+    assert isinstance(model.model[-1], VFNetDetect) and model.gfl_options["assigner"] == "atss"
+
+
+# ----------------------------------------------------------------------------------------------------------- loss
+
+
+def synthetic_batch(n=2, imgsz=96):
+    return {
+        "img": torch.rand(n, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0)),
+        "batch_idx": torch.tensor([0.0, 0.0, 1.0]),
+        "cls": torch.tensor([[0.0], [1.0], [2.0]]),
+        "bboxes": torch.tensor([[0.5, 0.5, 0.4, 0.5], [0.25, 0.3, 0.2, 0.2], [0.6, 0.55, 0.5, 0.6]]),
+    }
+
+
+@pytest.mark.parametrize("assigner", ["atss", "tal"])
+def test_loss_is_finite_and_reaches_every_branch(assigner):
+    model = vfnet_model(assigner=assigner).train()
+    activate(model.model[-1])
+    batch = synthetic_batch()
+    loss, items = model.loss(batch, model(batch["img"]))
+    assert isinstance(model.criterion, VFNetDetectionLoss)
+    assert list(items) == ["box_loss", "cls_loss", "dfl_loss"]
+    assert torch.isfinite(loss).all() and all(v > 0 for v in items.values()), items
+    loss.sum().backward()
+    head = model.model[-1]
+    for name in ("cls_star.0.conv.weight", "reg_star.0.conv.weight", "refine.0.weight", "cv2.0.2.weight", "cv3.0.2.weight"):
+        grad = head.get_parameter(name).grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_box_loss_weights_split_initial_and_refined():
+    """box = hyp.box * (w_i L_init + w_r L_refined) / (w_i + w_r): weight only on the refined box trains no initial box."""
+    batch = synthetic_batch()
+    model = vfnet_model(vfnet_init_weight=0.0, vfnet_offset_grad=0.0)  # offsets fully detached here
+    activate(model.model[-1])
+    preds = model.train()(batch["img"])
+    loss, _ = model.loss(batch, preds)
+    loss[0].backward()  # box loss alone
+    head = model.model[-1]
+    assert head.cv2[0][2].weight.grad.abs().max() == 0  # refined = scale x initial.detach(): no path to the initial box
+    assert head.refine[0].weight.grad.abs().sum() > 0
+
+    model = vfnet_model(vfnet_refine_weight=0.0)
+    activate(model.model[-1])
+    loss, _ = model.loss(batch, model.train()(batch["img"]))
+    loss[0].backward()
+    head = model.model[-1]
+    assert head.cv2[0][2].weight.grad.abs().sum() > 0
+    assert head.refine[0].weight.grad.abs().max() == 0
+
+
+def test_batch_without_objects():
+    model = vfnet_model().train()
+    batch = synthetic_batch()
+    batch.update(batch_idx=torch.zeros(0), cls=torch.zeros(0, 1), bboxes=torch.zeros(0, 4))
+    loss, items = model.loss(batch, model(batch["img"]))
+    assert torch.isfinite(loss).all() and items["box_loss"] == 0 and items["dfl_loss"] == 0 and items["cls_loss"] > 0
+    loss.sum().backward()
+    assert model.model[-1].refine[0].weight.grad is not None  # every output stays in the graph (DDP)
+
+
+def test_cpu_autocast_bfloat16():
+    model = vfnet_model().train()
+    activate(model.model[-1])
+    batch = synthetic_batch()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        preds = model(batch["img"])
+        loss, items = model.loss(batch, preds)
+    assert torch.isfinite(loss).all() and all(torch.isfinite(v) for v in items.values())
+    loss.sum().backward()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA AMP needs a GPU")
+def test_cuda_amp_float16():
+    model = vfnet_model().cuda().train()
+    activate(model.model[-1])
+    batch = {k: v.cuda() for k, v in synthetic_batch().items()}
+    with torch.autocast("cuda", dtype=torch.float16):
+        preds = model(batch["img"])
+        loss, items = model.loss(batch, preds)
+    assert torch.isfinite(loss).all() and all(torch.isfinite(v) for v in items.values())
+    loss.sum().backward()
+    model.eval()
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
+        y = model(batch["img"])[0]
+    assert torch.isfinite(y).all()
+
+
+# ------------------------------------------------------------------------------------------- training and export
+
+
+@pytest.fixture(scope="module")
+def vfnet_run(tmp_path_factory, coco128_yaml):
+    """One tiny epoch of yolov8n-vfnet with ATSS on real coco128 images, through the Ultralytics trainer."""
+    project = tmp_path_factory.mktemp("vfnet")
+    YOLOGFL("yolov8n-vfnet.yaml").train(
+        data=coco128_yaml, project=str(project), name="vfnet", assigner="atss", **TINY_TRAIN
+    )
+    return project / "vfnet"
+
+
+@pytest.mark.slow
+def test_train_one_epoch_then_val_and_predict(vfnet_run, coco128_yaml, val_images):
+    import csv
+
+    with open(vfnet_run / "results.csv") as f:
+        rows = [{k.strip(): float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    assert len(rows) == 1
+    for key in ("train/box_loss", "train/cls_loss", "train/dfl_loss", "val/box_loss", "val/cls_loss", "val/dfl_loss"):
+        assert math.isfinite(rows[0][key]) and rows[0][key] > 0, (key, rows[0][key])
+
+    best = vfnet_run / "weights" / "best.pt"
+    ours, plain = YOLOGFL(best), YOLO(best)
+    for model in (ours, plain):  # plain Ultralytics unpickles the yolo_gfl model and uses its own validator
+        assert isinstance(model.model.model[-1], VFNetDetect)
+        assert model.model.gfl_options["head"] == "vfnet" and model.model.gfl_options["assigner"] == "atss"
+        metrics = model.val(data=coco128_yaml, imgsz=96, batch=16, device="cpu", plots=False, verbose=False)
+        assert 0 <= metrics.box.map <= 1
+    kwargs = dict(imgsz=96, conf=1e-6, max_det=50, device="cpu", verbose=False)
+    for a, b in zip(ours.predict(val_images, **kwargs), plain.predict(val_images, **kwargs)):
+        assert len(a.boxes) > 0
+        torch.testing.assert_close(a.boxes.data, b.boxes.data)
+    soft = ours.predict(val_images, nms="soft", pre_nms_topk=100, **kwargs)
+    assert all(len(r.boxes) > 0 for r in soft)
+
+
+@pytest.mark.slow
+def test_onnx_export_runs_in_onnxruntime_and_matches(vfnet_run, val_images, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from .test_export import letterboxed
+
+    best = vfnet_run / "weights" / "best.pt"
+    onnx_file = YOLOGFL(best).export(format="onnx", imgsz=96, dynamic=True, device="cpu")
+    graph = onnx.load(onnx_file)
+    assert any(n.op_type == "DeformConv" for n in graph.graph.node)
+    assert max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")) >= 19
+    x = letterboxed(val_images, 96)
+    session = ort.InferenceSession(onnx_file, providers=["CPUExecutionProvider"])
+    onnx_out = session.run(None, {session.get_inputs()[0].name: x})[0]
+    with torch.no_grad():
+        torch_out = YOLOGFL(best).model.float().fuse().eval()(torch.from_numpy(x))[0].numpy()
+    assert onnx_out.shape == torch_out.shape == (len(val_images), 84, 189)
+    np.testing.assert_allclose(onnx_out, torch_out, atol=1e-3, rtol=0)
+    os.remove(onnx_file)
+
+
+@pytest.mark.slow
+def test_torchscript_export_matches(vfnet_run, val_images):
+    from .test_export import letterboxed
+
+    best = vfnet_run / "weights" / "best.pt"
+    ts_file = YOLOGFL(best).export(format="torchscript", imgsz=96, device="cpu")
+    x = torch.from_numpy(letterboxed(val_images[:1], 96))
+    ts_out = torch.jit.load(ts_file)(x)
+    with torch.no_grad():
+        torch_out = YOLOGFL(best).model.float().fuse().eval()(x)[0]
+    torch.testing.assert_close(ts_out, torch_out, atol=1e-3, rtol=0)
+    os.remove(ts_file)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kwargs,words",
+    [
+        (dict(format="onnx", opset=17), ["opset=17", "DeformConv", "opset>=19", "yolov8n-gfl"]),
+        (dict(format="openvino"), ["openvino", "deformable", "onnx", "torchscript", "yolov8n-gfl"]),
+    ],
+)
+def test_unsupported_export_fails_clearly_and_writes_nothing(vfnet_run, kwargs, words, tmp_path):
+    best = tmp_path / "best.pt"
+    best.write_bytes((vfnet_run / "weights" / "best.pt").read_bytes())
+    with pytest.raises(ValueError) as e:
+        YOLOGFL(best).export(imgsz=96, device="cpu", **kwargs)
+    assert all(w in str(e.value) for w in words), str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
+
+
+@pytest.mark.slow
+def test_plain_ultralytics_export_with_low_opset_fails_clearly(vfnet_run, tmp_path):
+    """Through plain `YOLO(...).export` (Ultralytics picks opset 18 here) the ONNX symbolic itself refuses."""
+    best = tmp_path / "best.pt"
+    best.write_bytes((vfnet_run / "weights" / "best.pt").read_bytes())
+    with pytest.raises(Exception) as e:
+        YOLO(best).export(format="onnx", imgsz=96, device="cpu", opset=18)
+    assert "DeformConv" in str(e.value) and "opset=19" in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
+    with pytest.raises(RuntimeError, match="deformable"):
+        YOLO(best).export(format="openvino", imgsz=96, device="cpu")
+    assert not list(tmp_path.glob("*openvino*"))
