@@ -1,10 +1,11 @@
 """Overhead of each yolo_gfl variant against stock YOLOv8, measured side by side in one run.
 
-    python benchmarks/overhead.py [--scale n] [--imgsz 640] [--runs 30] [--device cpu] [--variants gfl,qfl,vfl]
+    python benchmarks/overhead.py [--scale n] [--imgsz 640] [--runs 30] [--device cpu] [--variants gfl,qfl,vfl,vfnet]
 
 Prints parameters, GFLOPs, inference latency (median over --runs, batch 1 and 16), training step time
-(forward + loss + backward, batch 8), loss-function time alone, and NMS time, with ratios to stock. Variants run
-interleaved round by round so drifts in machine load hit all of them alike.
+(forward + loss + backward, batch 8), loss-function time alone, and NMS time, with ratios to stock. GFLOPs are
+Ultralytics' (thop); for vfnet they count the star deformable convolutions as 3x3 convolutions (their multiply-adds),
+not the bilinear sampling on top. Variants run interleaved round by round so drifts in machine load hit all alike.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--train-batch", type=int, default=8)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--variants", default="gfl,qfl,vfl")
+    ap.add_argument("--variants", default="gfl,qfl,vfl,vfnet")  # any yolov8{scale}-NAME.yaml of yolo_gfl
     args = ap.parse_args()
     device = torch.device(args.device)
     names = ["stock"] + [v for v in args.variants.split(",") if v]

@@ -29,12 +29,22 @@ def test_coercion_from_cli_strings():
         ({"dgqp_topk": 2.5}, ["dgqp_topk", "int"]),
         ({"dgqp_topk": True}, ["dgqp_topk"]),
         ({"clsloss": "vfl"}, ["unknown", "clsloss", "cls_loss", "dgqp"]),
+        ({"head": "dcn"}, ["head", "'dcn'", "detect | vfnet"]),
+        ({"head": "vfnet", "dgqp": True}, ["head='vfnet'", "dgqp=True", "cannot be combined"]),
+        ({"vfnet_offset_grad": -0.1}, ["vfnet_offset_grad", "[0.0, 1.0]"]),
+        ({"vfnet_refine_weight": "x"}, ["vfnet_refine_weight", "float"]),
     ],
 )
 def test_errors_name_option_value_and_choices(options, words):
     with pytest.raises(GFLOptionError) as e:
         validate_options(options)
     assert all(w in str(e.value) for w in words), str(e.value)
+
+
+def test_head_defaults_keep_older_sections_valid():
+    """A gfl: section saved before the head option existed still means Ultralytics' Detect head."""
+    assert validate_options({"cls_loss": "qfl", "dgqp": True})["head"] == "detect"
+    assert is_stock({"head": "detect"}) and not is_stock({"head": "vfnet"})
 
 
 def test_split_options():
