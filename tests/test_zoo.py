@@ -51,13 +51,18 @@ def test_tiny_zoo_writes_table_csv_and_plots(zoo):
     assert [r["model"] for r in rows] == ["yolov8n", "yolov8n-gfl"]
     for r in table:
         for col in ("mAP50", "mAP75", "mAP50-95", "coco_AP", "coco_AP50", "spearman", "params", "GFLOPs",
-                    "latency_ms", "img_per_s", "epoch_s", "epoch_s_with_val", "peak_mem_MB"):
+                    "latency_ms", "img_per_s", "cell_latency_ms", "epoch_s", "train_img_per_s", "epoch_s_with_val",
+                    "peak_mem_MB"):
             assert math.isfinite(float(r[col])), (r["model"], col, r[col])
         assert 0 <= float(r["mAP50-95"]) <= float(r["mAP50"]) <= 1
         assert -1 <= float(r["spearman"]) <= 1
         assert float(r["latency_ms"]) > 0 and float(r["epoch_s"]) > 0 and float(r["peak_mem_MB"]) > 100
         assert r["peak_mem_kind"] == "cpu_peak_rss" and r["epochs"] == "1" and r["imgsz"] == "64"
         assert Path(r["weights"]).is_file() and r["weights"].endswith("best.pt")
+        assert float(r["train_img_per_s"]) == pytest.approx(16 / float(r["epoch_s"]), rel=1e-6)  # 16 train images
+    speed = json.loads((folder / "speed.json").read_text())  # every model timed in one process, interleaved
+    assert set(speed) == {"yolov8n", "yolov8n-gfl"} and all(v["runs"] == 5 for v in speed.values())
+    assert [float(r["latency_ms"]) for r in table] == [speed[r["model"]]["latency_ms"] for r in table]
     stock, gfl = table
     assert int(gfl["params"]) > int(stock["params"])  # DGQP's few extra weights
     md = (folder / "zoo.md").read_text().splitlines()
@@ -154,11 +159,13 @@ def test_bad_requests_fail_up_front(zoo, data, tmp_path):
     assert not (tmp_path / "zoo").exists()  # nothing was started
 
 
-def test_cli_bad_argument_exits_2_naming_the_fix(data, tmp_path):
+def test_cli_bad_argument_exits_2_naming_the_fix(data, tmp_path, capsys):
     base = [sys.executable, "-m", "yolo_gfl", "zoo", f"data={data}", f"project={tmp_path}", "epochs=1"]
     p = subprocess.run(base + ["models=yolov8n.yaml,yolov8n-nope.yaml"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2
     assert "yolov8n-nope.yaml" in p.stderr and "yolov8-gfl.yaml" in p.stderr  # the bad name and the valid ones
-    p = subprocess.run(base + ["seeds=0,x"], capture_output=True, text=True, timeout=120)
-    assert p.returncode == 2 and "seeds=0,1,2" in p.stderr
+    from yolo_gfl.cli import main  # the same parsing in-process (a second interpreter start costs seconds)
+
+    assert main(base[3:] + ["seeds=0,x"]) == 2
+    assert "seeds=0,1,2" in capsys.readouterr().err
     assert not (tmp_path / "zoo").exists()

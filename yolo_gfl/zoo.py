@@ -72,8 +72,8 @@ RESERVED = {"model": "models", "data": "data", "epochs": "epochs", "imgsz": "img
 VAL_KEYS = ("batch", "device", "half", "workers", "conf", "iou", "max_det", "agnostic_nms", "single_cls", "classes")
 ZOO_CSV_COLUMNS = (
     "model", "seed", "mAP50", "mAP75", "mAP50-95", "coco_AP", "coco_AP50", "coco_AP75", "spearman", "pearson",
-    "calib_pairs", "params", "GFLOPs", "latency_ms", "img_per_s", "threads", "epoch_s", "epoch_s_with_val", "train_s",
-    "peak_mem_MB", "peak_mem_kind", "epochs", "imgsz", "device", "source", "weights",
+    "calib_pairs", "params", "GFLOPs", "latency_ms", "img_per_s", "cell_latency_ms", "threads", "epoch_s", "train_img_per_s",
+    "epoch_s_with_val", "train_s", "peak_mem_MB", "peak_mem_kind", "epochs", "imgsz", "device", "source", "weights",
 )
 
 
@@ -170,7 +170,12 @@ def _check_train_args(train_kwargs: dict[str, Any], eval_only: bool) -> dict[str
         if key in RESERVED:
             fix = f"use the zoo's own '{RESERVED[key]}='" if RESERVED[key] else "the zoo sets it for every cell"
             raise ZooError(f"'{key}' cannot be given as a train argument: {fix}.")
-    options, ultra = split_options(train_kwargs)
+    inference, rest = _split_inference(train_kwargs)  # nms=soft, paper=True, ...: evaluation only, for every cell
+    try:
+        _check_inference(dict(inference), {})
+    except ValueError as e:
+        raise ZooError(str(e)) from None
+    options, ultra = split_options(rest)
     if options and eval_only:
         raise ZooError(f"yolo_gfl option(s) {sorted(options)} apply to training; with eval_only=True each checkpoint "
                        "already carries its variant. Remove them.")
@@ -185,8 +190,9 @@ def _check_train_args(train_kwargs: dict[str, Any], eval_only: bool) -> dict[str
         hints = [f"'{k}'" + (f" (similar: {get_close_matches(k, list(DEFAULT_CFG_DICT), n=2)})"
                              if get_close_matches(k, list(DEFAULT_CFG_DICT), n=2) else "") for k in unknown]
         raise ZooError(f"unknown argument(s) {', '.join(hints)}. The zoo takes models, data, epochs, seeds, imgsz, "
-                       "project, name, eval_only, latency_runs, throughput_batch, and Ultralytics' train arguments "
-                       "('yolo-gfl cfg' lists them) or yolo_gfl options ('yolo-gfl help').")
+                       "project, name, eval_only, latency_runs, throughput_batch, Ultralytics' train arguments "
+                       "('yolo-gfl cfg' lists them), yolo_gfl options ('yolo-gfl help') and the val options "
+                       "nms=hard|soft, soft_sigma, pre_nms_topk, paper.")
     if eval_only:
         extra = [k for k in ultra if k not in VAL_KEYS]
         if extra:
@@ -199,6 +205,18 @@ def _check_train_args(train_kwargs: dict[str, Any], eval_only: bool) -> dict[str
         raise ZooError(f"pretrained={ultra['pretrained']} does not exist: give the path of a checkpoint "
                        "(e.g. pretrained=../shared/weights/yolov8n.pt), or pretrained=False.")
     return dict(train_kwargs)
+
+
+def _split_inference(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    from .engine.inference import split_inference_options
+
+    return split_inference_options(kwargs)
+
+
+def _check_inference(options: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+    from .engine.inference import check_inference_options
+
+    return check_inference_options(options, args)
 
 
 def _checkpoint_facts(path: Path) -> tuple[str, int | None]:
@@ -324,7 +342,8 @@ def _peak_memory(device) -> tuple[float, str]:
         return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
     import resource
 
-    rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    usage = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    rss = max(u.ru_maxrss for u in usage)  # this process, or its largest finished child (data-loader workers)
     scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
     return rss * scale / 2**20, "cpu_peak_rss"
 
@@ -370,8 +389,8 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     from .model import YOLOGFL
 
     cell_dir, out = Path(spec["cell_dir"]), Path(spec["result"])
-    args = dict(spec["args"])
-    val_args = {k: args[k] for k in VAL_KEYS if k in args}
+    inference, args = _split_inference(dict(spec["args"]))  # val/predict-time options go to the evaluation only
+    val_args = {**{k: args[k] for k in VAL_KEYS if k in args}, **inference}
     if not isinstance(val_args.get("batch"), int) or val_args["batch"] < 1:
         val_args["batch"] = 16  # AutoBatch (-1) or a fraction is a training notion
     device = select_device(args.get("device", ""), verbose=False)
@@ -388,6 +407,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         marks: dict[str, float] = {}
 
         def epoch_start(trainer):
+            result["train_images"] = len(trainer.train_loader.dataset)
             marks["t"] = time.perf_counter()
 
         def epoch_end(trainer):
@@ -402,6 +422,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
             result["resumed"] = True
         elif last.exists() and (run_dir / "results.csv").exists() and _finished_training(last, spec):
             result["resumed"] = True  # the training ended but the evaluation did not: evaluate it
+            result["train_not_rerun"] = True
         else:
             shutil.rmtree(run_dir, ignore_errors=True)  # a stale, unusable partial run
             model = YOLOGFL(spec["model"])
@@ -415,6 +436,8 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
             weights = last
         result["train_s"] = time.perf_counter() - t0
         result["peak_mem_MB"], result["peak_mem_kind"] = _peak_memory(device)  # training's peak, before evaluation
+        if result.get("train_not_rerun"):
+            result["peak_mem_MB"] = None  # that training's peak was never seen by this process
         csv = run_dir / "results.csv"
         if csv.exists():
             lines = [ln.split(",") for ln in csv.read_text().strip().splitlines()]
@@ -423,6 +446,8 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
             result["epoch_s_with_val"] = total / max(1, len(lines) - 1)
         result["epoch_times_s"] = epoch_times
         result["epoch_s"] = statistics.fmean(epoch_times) if epoch_times else None
+        if result["epoch_s"] and result.get("train_images"):
+            result["train_img_per_s"] = result["train_images"] / result["epoch_s"]
     else:
         weights = Path(spec["model"])
 
@@ -521,7 +546,7 @@ def _fmt(mean: float | None, std: float | None, scale: float = 1.0, digits: int 
     if mean is None:
         return "n/a"
     s = f"{mean * scale:.{digits}f}"
-    return s + (f" ± {std * scale:.{digits}f}" if std is not None else "")
+    return s + (f" ± {std * scale:.{digits}f}" if std else "")  # no spread shown where there is none
 
 
 MD_COLUMNS = (  # (cell field, header, scale, digits)
@@ -535,22 +560,30 @@ MD_COLUMNS = (  # (cell field, header, scale, digits)
     ("latency_ms", "latency (ms)", 1, 1),
     ("img_per_s", "images/s", 1, 1),
     ("epoch_s", "epoch (s)", 1, 1),
+    ("train_img_per_s", "train img/s", 1, 1),
     ("peak_mem_MB", "peak mem (MB)", 1, 0),
 )
 
 
-def aggregate(results: list[dict], folder: Path, request: dict[str, Any]) -> list[dict]:
+def aggregate(results: list[dict], folder: Path, request: dict[str, Any], speed: dict | None = None) -> list[dict]:
     """Write zoo.csv (per cell), zoo.md (per model: mean ± sample std over seeds) and the two plots; return the rows."""
     import csv
 
-    rows = [{c: r.get(c) for c in ZOO_CSV_COLUMNS} for r in results]
+    speed = speed or {}
+    rows = []
+    for r in results:
+        row = {c: r.get(c) for c in ZOO_CSV_COLUMNS}
+        row["cell_latency_ms"] = r.get("latency_ms")
+        if r["model"] in speed:  # the interleaved measurement of all models in one process (see measure_speed)
+            row.update({k: speed[r["model"]][k] for k in ("latency_ms", "img_per_s", "threads")})
+        rows.append(row)
     with open(folder / "zoo.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=ZOO_CSV_COLUMNS)
         w.writeheader()
         w.writerows(rows)
 
-    labels = list(dict.fromkeys(r["model"] for r in results))
-    by_model = {m: [r for r in results if r["model"] == m] for m in labels}
+    labels = list(dict.fromkeys(r["model"] for r in rows))
+    by_model = {m: [r for r in rows if r["model"] == m] for m in labels}
     stats = {m: {c: _mean_std([_finite(r.get(c)) for r in rs]) for c, *_ in MD_COLUMNS} for m, rs in by_model.items()}
     base = labels[0] if labels else None
     heads = ["model", "seeds"] + [h for _, h, _, _ in MD_COLUMNS] + [f"Δ mAP50-95 vs {base}"]
@@ -558,8 +591,7 @@ def aggregate(results: list[dict], folder: Path, request: dict[str, Any]) -> lis
     for m in labels:
         cells = [m, ",".join(str(r["seed"]) for r in by_model[m])]
         cells += [_fmt(*stats[m][c][:2], scale, digits) for c, _, scale, digits in MD_COLUMNS]
-        b, v = stats[base]["mAP50-95"][0], stats[m]["mAP50-95"][0]
-        cells.append("—" if m == base or b is None or v is None else f"{(v - b) * 100:+.1f}")
+        cells.append(_delta(stats[base]["mAP50-95"], stats[m]["mAP50-95"]) if m != base else "—")
         lines.append("| " + " | ".join(cells) + " |")
     first = results[0] if results else {}
     kinds = sorted({str(r.get("peak_mem_kind")) for r in results})
@@ -568,18 +600,74 @@ def aggregate(results: list[dict], folder: Path, request: dict[str, Any]) -> lis
         f"Data: `{request.get('data')}` (val split); epochs {request.get('epochs')}, imgsz {request.get('imgsz')}, "
         f"seeds {request.get('seeds')}; train arguments {request.get('train_args') or '{}'}"
         + (" (eval_only: existing checkpoints)" if request.get("eval_only") else "") + ".",
-        "Each entry is the mean ± sample standard deviation (n-1) over the seeds (a single value where one seed). "
+        "Each entry is the mean ± sample standard deviation (n-1) over the seeds (a single value where one seed); "
+        "the Δ column is the difference of the means ± its standard error, in points. "
         "mAP50/mAP75/mAP50-95: Ultralytics' val metrics, in %; COCO AP: pycocotools' AP@[.50:.95], in %; "
         "Spearman: rank correlation of detection score with IoU to its best same-class ground truth; "
         "params and GFLOPs: unfused model at the val imgsz; latency: median forward pass (no NMS) of the fused model, "
-        f"batch 1; images/s: {'1000 / latency' if (first.get('throughput_batch') or 1) == 1 else 'at batch ' + str(first.get('throughput_batch'))}; "
-        f"epoch: mean training-loop time per epoch (validation excluded); peak mem: {', '.join(kinds)} of training.",
+        f"batch 1, {'all models measured in one process, interleaved round by round' if speed else 'measured in each cell'}; images/s: {_throughput_note(first.get('throughput_batch'))}; "
+        f"epoch: mean training-loop time per epoch (validation excluded), train img/s: training images per second of "
+        f"it; peak mem: {', '.join(kinds)} of training.",
         f"Machine: {first.get('machine')}, device {first.get('device')}, {first.get('threads')} threads; "
         f"versions {first.get('versions')}; written {datetime.now().astimezone().isoformat(timespec='seconds')}.",
     ]
     (folder / "zoo.md").write_text("\n".join(lines + notes) + "\n")
     _plots(results, labels, stats, folder)
     return rows
+
+
+def measure_speed(weights: dict[str, str], imgsz: int, device: str | None, runs: int, throughput_batch: int = 1,
+                  ) -> dict[str, dict[str, Any]]:
+    """Latency (and images/s) of each model, all in this process, interleaved round by round.
+
+    Cells run one after another, so their own latency figures meet whatever else the machine did at the time; here
+    every model is timed in turn within each round, so a change in load hits all of them alike (the method of
+    benchmarks/overhead.py). Returns ``{label: {latency_ms, latency_iqr_ms, img_per_s, threads, runs}}``.
+    """
+    import copy
+
+    import torch
+    from ultralytics.utils.torch_utils import select_device
+
+    from .model import YOLOGFL
+
+    dev = select_device(device or "", verbose=False)  # also sets torch's CPU threads as Ultralytics does in training
+    nets = {m: copy.deepcopy(YOLOGFL(w).model).float().to(dev).fuse(verbose=False).eval() for m, w in weights.items()}
+    x = torch.rand(1, 3, imgsz, imgsz, device=dev)
+    times: dict[str, list[float]] = {m: [] for m in nets}
+    for m, net in nets.items():
+        _time_forward(net, x, 0, max(3, runs // 10), dev)  # warm-up
+    for _ in range(runs):
+        for m, net in nets.items():
+            times[m] += _time_forward(net, x, 1, 0, dev)
+    out = {}
+    for m, t in times.items():
+        q = statistics.quantiles(t, n=4) if len(t) >= 4 else None
+        out[m] = {"latency_ms": statistics.median(t), "latency_iqr_ms": q[2] - q[0] if q else None,
+                  "img_per_s": 1000 / statistics.median(t), "threads": torch.get_num_threads(), "runs": runs,
+                  "device": str(dev), "weights": weights[m]}
+    if throughput_batch > 1:
+        xb = torch.rand(throughput_batch, 3, imgsz, imgsz, device=dev)
+        tb: dict[str, list[float]] = {m: [] for m in nets}
+        for _ in range(max(3, runs // 5)):
+            for m, net in nets.items():
+                tb[m] += _time_forward(net, xb, 1, 1, dev)
+        for m in nets:
+            out[m]["img_per_s"] = throughput_batch * 1000 / statistics.median(tb[m])
+    return out
+
+
+def _throughput_note(batch: int | None) -> str:
+    return "1000 / latency" if (batch or 1) == 1 else f"forward passes at batch {batch}"
+
+
+def _delta(base: tuple, other: tuple) -> str:
+    """Difference of two means in points, with its standard error sqrt(s1^2/n1 + s2^2/n2) where both have a spread."""
+    (b, bs, bn), (v, vs, vn) = base, other
+    if b is None or v is None:
+        return "n/a"
+    se = math.sqrt(bs**2 / bn + vs**2 / vn) if bs is not None and vs is not None else None
+    return f"{(v - b) * 100:+.1f}" + (f" ± {se * 100:.1f}" if se is not None else "")
 
 
 def _plots(results: list[dict], labels: list[str], stats: dict, folder: Path) -> None:
@@ -743,9 +831,21 @@ def run_zoo(
                   f"Spearman {_fmt(done.get('spearman'), None, 1, 3)}, latency {done['latency_ms']:.1f} ms", flush=True)
 
     results = [r for c in cells if (r := _read_cell(cell_root / f"{c.key}.json")) is not None]
-    rows = aggregate(results, folder, request) if results else []
+    speed = None
+    if results:
+        weights = {}
+        for r in results:  # one checkpoint per model: latency depends on the architecture, not the seed
+            weights.setdefault(r["model"], r["weights"])
+        if verbose:
+            print(f"[zoo] timing {len(weights)} models interleaved ({latency_runs} rounds)...", flush=True)
+        try:
+            speed = measure_speed(weights, imgsz, train_kwargs.get("device"), latency_runs, throughput_batch)
+            _write_json(folder / "speed.json", _jsonable(speed))
+        except Exception as e:  # noqa: BLE001 - the cells' own latency figures remain
+            print(f"[zoo] interleaved timing failed ({e}); the table uses each cell's own latency", flush=True)
+    rows = aggregate(results, folder, request, speed) if results else []
     if verbose and results:
-        print(f"\n{(folder / 'zoo.md').read_text()}\n[zoo] table: {folder / 'zoo.md'}, {folder / 'zoo.csv'}", flush=True)
+        print(f"\n{(folder / 'zoo.md').read_text()}\n[zoo] table: {folder / 'zoo.md'} and zoo.csv", flush=True)
     if failed:
         raise ZooCellError(f"{len(failed)} of {len(cells)} cells failed: {'; '.join(failed)}. Fix the cause and run "
                            "the same command again: finished cells are kept.")
