@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                          device="cpu", name=None)
     args = ap.parse_args(argv)
     data = args.data or f"synthetic-s{args.data_seed}-n{args.n_train}-v{args.n_val}-i{args.imgsz}"
-    name = args.name or (f"from_scratch-{Path(data).stem if args.data else data}-e{args.epochs}-i{args.imgsz}")
+    name = args.name or f"from_scratch-{Path(data).stem if args.data else data}-e{args.epochs}-i{args.imgsz}"
     train_args = {"val": False, "close_mosaic": DEFAULTS["close_mosaic"], **extra_train_args(args)}
     start = time.perf_counter()
     rows = run_and_report(args, data=data, name=name, train_args=train_args,

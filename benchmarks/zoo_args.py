@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,16 +77,31 @@ def summary(rows: list[dict]) -> list[str]:
 
 def run_and_report(args: argparse.Namespace, *, data: str, name: str, train_args: dict[str, Any], title: str,
                    eval_only: bool = False) -> list[dict]:
-    """Run the zoo (printing its table) and the summary against stock; return the cell rows."""
-    from yolo_gfl.zoo import run_zoo
+    """Run the zoo (printing its table) and the summary against stock; return the cell rows.
 
+    Without ``--name`` the zoo folder is ``name`` plus a short digest of the train arguments, so the same command
+    resumes its own folder and a command with other arguments gets another one.
+    """
+    from yolo_gfl.zoo import ZooCellError, ZooError, run_zoo
+
+    train_args = dict(batch=args.batch, workers=args.workers, device=args.device, **train_args)
+    if args.name is None:
+        digest = hashlib.sha1(json.dumps(train_args, sort_keys=True, default=str).encode()).hexdigest()[:6]
+        name = f"{name}-{digest}"
     print(f"== {title}\n   zoo folder: {Path(args.project) / name}", flush=True)
     kwargs = dict(models=args.models, data=data, seeds=args.seeds, imgsz=args.imgsz, project=args.project, name=name,
                   latency_runs=args.latency_runs, throughput_batch=args.throughput_batch, eval_only=eval_only,
-                  batch=args.batch, workers=args.workers, device=args.device, **train_args)
+                  **train_args)
     if not eval_only:
         kwargs["epochs"] = args.epochs
-    rows = run_zoo(**kwargs)
+    try:
+        rows = run_zoo(**kwargs)
+    except ZooError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except ZooCellError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
     for line in summary(rows):
         print(line)
     return rows

@@ -597,7 +597,8 @@ def aggregate(results: list[dict], folder: Path, request: dict[str, Any], speed:
     kinds = sorted({str(r.get("peak_mem_kind")) for r in results})
     notes = [
         "",
-        f"Data: `{request.get('data')}` (val split); epochs {request.get('epochs')}, imgsz {request.get('imgsz')}, "
+        f"Data: `{request.get('data')}` (val split); "
+        + (f"epochs {request.get('epochs')}, " if request.get("epochs") else "") + f"imgsz {request.get('imgsz')}, "
         f"seeds {request.get('seeds')}; train arguments {request.get('train_args') or '{}'}"
         + (" (eval_only: existing checkpoints)" if request.get("eval_only") else "") + ".",
         "Each entry is the mean ± sample standard deviation (n-1) over the seeds (a single value where one seed); "
@@ -607,7 +608,7 @@ def aggregate(results: list[dict], folder: Path, request: dict[str, Any], speed:
         "params and GFLOPs: unfused model at the val imgsz; latency: median forward pass (no NMS) of the fused model, "
         f"batch 1, {'all models measured in one process, interleaved round by round' if speed else 'measured in each cell'}; images/s: {_throughput_note(first.get('throughput_batch'))}; "
         f"epoch: mean training-loop time per epoch (validation excluded), train img/s: training images per second of "
-        f"it; peak mem: {', '.join(kinds)} of training.",
+        f"it; peak mem: {', '.join(kinds)} of {'evaluation' if request.get('eval_only') else 'training'}.",
         f"Machine: {first.get('machine')}, device {first.get('device')}, {first.get('threads')} threads; "
         f"versions {first.get('versions')}; written {datetime.now().astimezone().isoformat(timespec='seconds')}.",
     ]
@@ -788,6 +789,7 @@ def run_zoo(
                "throughput_batch": throughput_batch, "cells": [c.key for c in cells]}
     if eval_only:
         request["seeds"] = sorted({c.seed for c in cells if c.seed is not None})
+        request["epochs"] = None  # nothing is trained
     _write_json(folder / "zoo.json", request)
 
     failed: list[str] = []
