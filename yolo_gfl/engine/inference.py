@@ -11,6 +11,9 @@ these are val/predict options beside Ultralytics' own ``conf``, ``iou`` and ``ma
   Ultralytics' ``conf`` promises. (Ultralytics' own boolean ``nms`` argument keeps its meaning; only the strings
   ``hard``/``soft`` are these.)
 * ``soft_sigma`` (default 0.5, the soft-NMS paper's and mmcv's value): smaller is harsher.
+  Note: VarifocalNet's released VFNet-X config asks mmcv for ``soft_nms`` with ``iou_threshold=0.65`` and no method,
+  and mmcv's default method is *linear* (decay by 1 - IoU above 0.65, drop under 0.001); the Gaussian form here is
+  the soft-NMS paper's, as yolo_gfl's issue specifies.
 * ``pre_nms_topk=N``: before NMS, keep on each pyramid level only the N anchors with the highest class score
   (``yolo_gfl.nms.topk_per_level``). Default: no cap (Ultralytics').
 * ``paper=True``: the papers' set ``conf=0.05 iou=0.6 max_det=100 pre_nms_topk=1000`` (arguments given explicitly win);
