@@ -64,7 +64,9 @@ OPTIONS: dict[str, Option] = {
     "vfl_alpha": Option(0.75, float, "VFL weight of the negatives (VarifocalNet: 0.75)", low=0.0, high=1.0),
     "vfl_gamma": Option(2.0, float, "VFL focusing exponent of the negatives (VarifocalNet: 2.0)", low=0.0, high=10.0),
     "qfl_beta": Option(2.0, float, "QFL focusing exponent (GFL: 2.0)", low=0.0, high=10.0),
-    "dgqp_topk": Option(4, int, "DGQP: top-k probabilities taken per box side (GFLv2: 4)", low=1, high=64),
+    "dgqp_topk": Option(
+        4, int, "DGQP: top-k probabilities per box side (GFLv2: 4; at most reg_max=16)", low=1, high=16
+    ),
     "dgqp_hidden": Option(64, int, "DGQP: hidden width of its two-layer MLP (GFLv2: 64)", low=1, high=4096),
     "dgqp_init": Option(
         0.95, float, "DGQP: initial quality I of a fresh model, so that J starts near C", low=0.01, high=0.999
