@@ -36,6 +36,16 @@ def _soft_bce(pred: torch.Tensor, target: torch.Tensor, logits: bool) -> tuple[t
     return F.binary_cross_entropy(pred, target, reduction="none"), pred
 
 
+def _pow(base: torch.Tensor, exponent: float, eps: float = 1e-12) -> torch.Tensor:
+    """``base ** exponent`` for ``base >= 0``, exact in value, with a finite gradient also at and near ``base = 0``.
+
+    For 0 < exponent < 1 the derivative exponent * base^(exponent - 1) is infinite at 0 (and overflows float32 just
+    above it), which made VFL (gamma < 1), QFL and GFL (beta < 1) return NaN gradients where sigmoid underflows to exactly
+    0 or 1. The gradient here is that of ``base.clamp_min(eps) ** exponent``: zero below ``eps``, bounded above it.
+    """
+    return torch.where(base >= eps, base.clamp_min(eps).pow(exponent), base.detach().pow(exponent))
+
+
 def varifocal_loss(
     pred: torch.Tensor, target: torch.Tensor, alpha: float = 0.75, gamma: float = 2.0, logits: bool = True
 ) -> torch.Tensor:
@@ -60,7 +70,7 @@ def varifocal_loss(
     with _fp32_no_autocast(pred.device):
         pred, target = pred.float(), target.float()
         bce, p = _soft_bce(pred, target, logits)
-        weight = torch.where(target > 0, target, alpha * p.pow(gamma))
+        weight = torch.where(target > 0, target, alpha * _pow(p, gamma))
         return bce * weight
 
 
@@ -84,7 +94,7 @@ def quality_focal_loss(pred: torch.Tensor, target: torch.Tensor, beta: float = 2
     with _fp32_no_autocast(pred.device):
         pred, target = pred.float(), target.float()
         bce, sigma = _soft_bce(pred, target, logits)
-        return bce * (target - sigma).abs().pow(beta)
+        return bce * _pow((target - sigma).abs(), beta)
 
 
 def distribution_focal_loss(pred_dist: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -150,4 +160,4 @@ def generalized_focal_loss(
         log_left = prob_left.clamp_min(1e-12).log()
         log_right = prob_right.clamp_min(1e-12).log()
         ce = -((value_right - target) * log_left + (target - value_left) * log_right)
-        return (target - estimate).abs().pow(beta) * ce
+        return _pow((target - estimate).abs(), beta) * ce

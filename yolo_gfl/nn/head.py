@@ -60,9 +60,13 @@ class DGQP(nn.Module):
         return stats.view(b, 4 * (self.topk + 1), a).transpose(1, 2)
 
     def forward(self, box_logits: torch.Tensor) -> torch.Tensor:
-        """Quality I: (B, 4 * reg_max, A) box logits -> (B, 1, A) in (0, 1)."""
+        """Quality I: (B, 4 * reg_max, A) box logits -> (B, 1, A) in (0, 1), float32.
+
+        The sigmoid runs in float32: under fp16 autocast (CUDA AMP) I underflows to 0 for an output below -17, and the
+        QFL gradient at J = 0 (about 1e12) then overflows float16 into inf/NaN gradients at that positive anchor.
+        """
         hidden = self.fc1(self.features(box_logits)).relu()
-        return self.fc2(hidden).sigmoid().transpose(1, 2)
+        return self.fc2(hidden).float().sigmoid().transpose(1, 2)
 
 
 class GFLDetect(Detect):
@@ -110,5 +114,5 @@ class GFLDetect(Detect):
         """Decoded boxes and the ranking score: J = sigmoid(C) x I with DGQP, else sigmoid(C)."""
         scores = x["scores"].sigmoid()
         if "quality" in x:
-            scores = scores * x["quality"]
+            scores = scores * x["quality"].to(scores.dtype)  # keep the head's dtype (half export/inference)
         return torch.cat((self._get_decode_boxes(x), scores), 1)
