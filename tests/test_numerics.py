@@ -28,6 +28,15 @@ IMG = 64  # px; strides 8/16/32 -> 8x8 + 4x4 + 2x2 = 84 anchors
 REG_MAX = 16
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one intra-op thread is faster, and on a busy 2-core runner far faster (no OpenMP spin-waits)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def finite_grad(x: torch.Tensor) -> bool:
     return x.grad is not None and bool(torch.isfinite(x.grad).all())
 
