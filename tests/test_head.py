@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from yolo_gfl.nn import DGQP, GFLDetect, GFLDetectionModel, build_detection_model
+from yolo_gfl.nn.head import largest_k
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +29,24 @@ def test_dgqp_features_shape_and_range():
     torch.testing.assert_close(top4[0, 3, 0], side0.sort(descending=True).values[:4])
     quality = dgqp(logits)
     assert quality.shape == (2, 1, 10) and ((quality > 0) & (quality < 1)).all()
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 7, 16])
+def test_largest_k_equals_topk_values_and_gradients(k):
+    torch.manual_seed(k)
+    x = torch.randn(2, 4, 16, 9)
+    x[0, 0, 3] = x[0, 0, 5]  # ties: values must still match topk's
+    x.requires_grad_()
+    ours = largest_k(x, k, dim=2)
+    ours.mul(torch.arange(1.0, k + 1).view(1, 1, k, 1)).sum().backward()  # position-dependent weights
+    grad_ours, x.grad = x.grad.clone(), None
+    ref = x.topk(k, dim=2).values
+    ref.mul(torch.arange(1.0, k + 1).view(1, 1, k, 1)).sum().backward()
+    torch.testing.assert_close(ours, ref, rtol=0, atol=0)
+    torch.testing.assert_close(grad_ours.sum(2), x.grad.sum(2))  # tied bins may share their gradient differently
+    untied = torch.ones_like(x, dtype=torch.bool)
+    untied[0, 0] = False
+    torch.testing.assert_close(grad_ours[untied], x.grad[untied], rtol=0, atol=0)
 
 
 def test_fresh_dgqp_starts_near_one_constant():
