@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from yolo_gfl.nn import DGQP, GFLDetect, GFLDetectionModel, build_detection_model
-from yolo_gfl.nn.head import largest_k
+from yolo_gfl.nn.head import insertion_largest_k, largest_k
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +32,14 @@ def test_dgqp_features_shape_and_range():
 
 
 @pytest.mark.parametrize("k", [1, 2, 4, 7, 16])
-def test_largest_k_equals_topk_values_and_gradients(k):
+def test_insertion_largest_k_equals_topk_values_and_gradients(k):
     torch.manual_seed(k)
     x = torch.randn(2, 4, 16, 9)
     x[0, 0, 3] = x[0, 0, 5]  # ties: values must still match topk's
     x.requires_grad_()
-    ours = largest_k(x, k, dim=2)
+    ours = insertion_largest_k(x, k, dim=2)
+    with torch.no_grad():  # the inference path of DGQP on CPU takes the network, training takes topk
+        torch.testing.assert_close(largest_k(x, k, dim=2), ours, rtol=0, atol=0)
     ours.mul(torch.arange(1.0, k + 1).view(1, 1, k, 1)).sum().backward()  # position-dependent weights
     grad_ours, x.grad = x.grad.clone(), None
     ref = x.topk(k, dim=2).values

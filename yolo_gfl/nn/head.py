@@ -23,19 +23,24 @@ import torch
 import torch.nn as nn
 from ultralytics.nn.modules.head import Detect
 
-__all__ = ["DGQP", "GFLDetect", "largest_k"]
+__all__ = ["DGQP", "GFLDetect", "largest_k", "insertion_largest_k"]
 
 
 def largest_k(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
-    """The k largest values of ``x`` along ``dim``, in descending order: ``x.topk(k, dim).values``, same gradients.
+    """The k largest values of ``x`` along ``dim``, in descending order: ``x.topk(k, dim).values``.
 
-    On CPU, ``torch.topk`` over a short, strided axis (16 bins, anchors innermost) costs about 3.3 ms for one 640 px
-    image, 5% of YOLOv8n's whole forward pass; an insertion network of element-wise max/min over the bins (k running
-    maxima, each new bin bubbling down) computes the same values in about 0.7 ms and exports to ONNX as Max/Min. On
-    other devices one ``topk`` kernel beats ~100 small ones, so it is kept there.
+    For CPU inference, ``torch.topk`` over a short, strided axis (16 bins, anchors innermost) costs about 3.3 ms for one
+    640 px image, 5% of YOLOv8n's whole forward pass; :func:`insertion_largest_k` computes the same values in about
+    0.7 ms and exports to ONNX as Max/Min. Its backward pass, though, is ~100 small ops, slower than topk's one
+    scatter, and on other devices one topk kernel beats ~100 small ones; so topk stays for training and off the CPU.
     """
-    if x.device.type != "cpu" or k >= x.shape[dim]:
+    if x.device.type != "cpu" or (x.requires_grad and torch.is_grad_enabled()) or k >= x.shape[dim]:
         return x.topk(k, dim=dim).values
+    return insertion_largest_k(x, k, dim)
+
+
+def insertion_largest_k(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    """``x.topk(k, dim).values`` by an insertion network: k running maxima, each new entry bubbling down by max/min."""
     bins = x.unbind(dim)
     top = [bins[0]]
     for value in bins[1:]:
