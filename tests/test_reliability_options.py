@@ -22,7 +22,7 @@ def bad_values(name):
         return ["bogus", 3]
     if opt.kind is bool:
         return ["maybe", 2]
-    values = [opt.high + 1, opt.low - 1, float("nan"), "abc", True]
+    values = [opt.high + 1, opt.low - 1, float("nan"), float("inf"), float("-inf"), "abc", True]
     if opt.kind is int:
         values.append(opt.low + 0.5)
     return values

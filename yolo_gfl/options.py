@@ -116,7 +116,7 @@ def _coerce(name: str, value: Any) -> Any:
         raise bad
     try:
         number = opt.kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(float("inf"))
         raise bad from None
     if opt.kind is int and isinstance(value, float) and not value.is_integer():
         raise bad

@@ -34,7 +34,7 @@ def largest_k(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
     0.7 ms and exports to ONNX as Max/Min. Its backward pass, though, is ~100 small ops, slower than topk's one
     scatter, and on other devices one topk kernel beats ~100 small ones; so topk stays for training and off the CPU.
     """
-    if x.device.type != "cpu" or (x.requires_grad and torch.is_grad_enabled()) or k >= x.shape[dim]:
+    if x.device.type != "cpu" or (x.requires_grad and torch.is_grad_enabled()):
         return x.topk(k, dim=dim).values
     return insertion_largest_k(x, k, dim)
 
