@@ -10,6 +10,13 @@ os.environ.setdefault("YOLO_VERBOSE", "False")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Property tests draw the same examples every run, so CI is reproducible; HYPOTHESIS_PROFILE=explore draws new ones
+# (worth a run after changing a loss, an assigner or the options).
+settings.register_profile("default", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
