@@ -81,6 +81,72 @@ class GFLDetectionLoss(v8DetectionLoss):
                 return F.binary_cross_entropy_with_logits(pred, target, reduction="none")
             return F.binary_cross_entropy(pred, target, reduction="none")
 
+    def assign(
+        self,
+        pred_probs: torch.Tensor,
+        pred_bboxes: torch.Tensor,
+        anchor_points: torch.Tensor,
+        stride_tensor: torch.Tensor,
+        preds: dict[str, torch.Tensor],
+        batch: dict[str, Any],
+        **assign_kwargs,
+    ) -> tuple[torch.Tensor, ...]:
+        """Run the assigner (TAL or ATSS) on the batch's ground truth.
+
+        Args:
+            pred_probs: (b, a, nc) predicted scores (probabilities; detached here).
+            pred_bboxes: (b, a, 4) predicted xyxy boxes in stride units (detached here).
+            anchor_points, stride_tensor: from ``make_anchors``.
+            preds, batch: the head's training output (for the input size) and Ultralytics' batch.
+
+        Returns:
+            The assigner's (target_labels, target_bboxes in pixels, target_scores, fg_mask, target_gt_idx).
+        """
+        imgsz = torch.tensor(preds["feats"][0].shape[2:], device=self.device, dtype=torch.float32) * self.stride[0]
+        targets = torch.cat((batch["batch_idx"].view(-1, 1), batch["cls"].view(-1, 1), batch["bboxes"]), 1)
+        targets = self.preprocess(targets.to(self.device), pred_probs.shape[0], scale_tensor=imgsz[[1, 0, 1, 0]])
+        gt_labels, gt_bboxes = targets.split((1, 4), 2)  # cls, xyxy pixels
+        mask_gt = gt_bboxes.sum(2, keepdim=True).gt_(0.0)
+        return self.assigner(
+            pred_probs.detach(),
+            (pred_bboxes.detach() * stride_tensor).type(gt_bboxes.dtype),
+            anchor_points * stride_tensor,
+            gt_labels,
+            gt_bboxes,
+            mask_gt,
+            **assign_kwargs,
+            **({"stride_tensor": stride_tensor} if self.options["assigner"] == "atss" else {}),  # ATSS: per level
+        )
+
+    def classification_term(
+        self,
+        pred: torch.Tensor,
+        logits: bool,
+        target_scores: torch.Tensor,
+        iou_target: torch.Tensor,
+        fg_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """The normalised classification loss, a scalar.
+
+        ``bce`` learns the assigner's own targets normalised by their sum (stock Ultralytics); ``vfl``/``qfl`` learn
+        the IoU-aware targets normalised by the number of positives (VarifocalNet, GFL).
+        """
+        if self.options["cls_loss"] == "bce":
+            target, norm = target_scores.float(), target_scores.sum().clamp(min=1)
+        else:
+            target, norm = iou_target, fg_mask.sum().clamp(min=1)
+        elem = self.classification_loss(pred, target, logits)
+        if self.class_weights is not None:
+            elem = elem * self.class_weights
+        return elem.sum() / norm
+
+    def scaled(self, loss: torch.Tensor) -> torch.Tensor:
+        """(box, cls, dfl) times Ultralytics' gains ``box``, ``cls`` (x ``cls_gain``) and ``dfl``."""
+        loss[0] *= self.hyp.box
+        loss[1] *= self.hyp.cls * self.options["cls_gain"]
+        loss[2] *= self.hyp.dfl
+        return loss
+
     def get_assigned_targets_and_loss(self, preds: dict[str, torch.Tensor], batch: dict[str, Any], **assign_kwargs):
         """Compute (box, cls, dfl) losses with IoU-aware targets; same return contract as ``v8DetectionLoss``."""
         quality = preds.get("quality")  # DGQP's I, (b, 1, a), or None
@@ -92,13 +158,6 @@ class GFLDetectionLoss(v8DetectionLoss):
         pred_distri = preds["boxes"].permute(0, 2, 1).contiguous()  # (b, a, 4 * reg_max)
         pred_logits = preds["scores"].permute(0, 2, 1).contiguous()  # (b, a, nc)
         anchor_points, stride_tensor = make_anchors(preds["feats"], self.stride, 0.5)
-        batch_size = pred_logits.shape[0]
-        imgsz = torch.tensor(preds["feats"][0].shape[2:], device=self.device, dtype=pred_logits.dtype) * self.stride[0]
-
-        targets = torch.cat((batch["batch_idx"].view(-1, 1), batch["cls"].view(-1, 1), batch["bboxes"]), 1)
-        targets = self.preprocess(targets.to(self.device), batch_size, scale_tensor=imgsz[[1, 0, 1, 0]])
-        gt_labels, gt_bboxes = targets.split((1, 4), 2)  # cls, xyxy pixels
-        mask_gt = gt_bboxes.sum(2, keepdim=True).gt_(0.0)
 
         pred_bboxes = self.bbox_decode(anchor_points, pred_distri)  # xyxy in stride units, (b, a, 4)
         with torch.autocast(device_type=pred_logits.device.type, enabled=False):
@@ -106,29 +165,14 @@ class GFLDetectionLoss(v8DetectionLoss):
             if quality is not None:
                 pred_probs = pred_probs * quality.float().transpose(1, 2)  # J = sigmoid(C) x I
 
-        target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx = self.assigner(
-            pred_probs.detach(),
-            (pred_bboxes.detach() * stride_tensor).type(gt_bboxes.dtype),
-            anchor_points * stride_tensor,
-            gt_labels,
-            gt_bboxes,
-            mask_gt,
-            **assign_kwargs,
-            **({"stride_tensor": stride_tensor} if o["assigner"] == "atss" else {}),  # ATSS works level by level
+        target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx = self.assign(
+            pred_probs, pred_bboxes, anchor_points, stride_tensor, preds, batch, **assign_kwargs
         )
         target_bboxes_grid = target_bboxes / stride_tensor
 
         iou_target, iou = iou_aware_targets(pred_bboxes, target_bboxes_grid, target_labels, fg_mask, self.nc)
-
-        if self.options["cls_loss"] == "bce":  # stock targets and normalisation
-            cls_target, cls_norm = target_scores.float(), target_scores.sum().clamp(min=1)
-        else:
-            cls_target, cls_norm = iou_target, fg_mask.sum().clamp(min=1)
         cls_pred, logits = (pred_logits, True) if quality is None else (pred_probs, False)
-        cls_elem = self.classification_loss(cls_pred, cls_target, logits)
-        if self.class_weights is not None:
-            cls_elem = cls_elem * self.class_weights
-        loss[1] = cls_elem.sum() / cls_norm
+        loss[1] = self.classification_term(cls_pred, logits, target_scores, iou_target, fg_mask)
 
         # Box IoU loss and DFL at positives, weighted by the IoU target and normalised by its sum.
         fg = fg_mask.nonzero(as_tuple=True)
@@ -140,10 +184,7 @@ class GFLDetectionLoss(v8DetectionLoss):
         target_ltrb = bbox2dist(anchor_points, target_bboxes_grid, self.reg_max - 1)[fg]  # (P, 4)
         dfl = distribution_focal_loss(pred_distri[fg].view(-1, self.reg_max), target_ltrb.reshape(-1))
         loss[2] = (dfl.view(-1, 4).mean(-1) * weight).sum() / weight_sum
-
-        loss[0] *= self.hyp.box
-        loss[1] *= self.hyp.cls * self.options["cls_gain"]
-        loss[2] *= self.hyp.dfl
+        loss = self.scaled(loss)
         return (
             (fg_mask, target_gt_idx, target_bboxes, anchor_points, stride_tensor),
             loss,
@@ -183,13 +224,6 @@ class VFNetDetectionLoss(GFLDetectionLoss):
         pred_logits = preds["scores"].permute(0, 2, 1).contiguous()  # (b, a, nc)
         refine = preds["refine"].permute(0, 2, 1).float()  # (b, a, 4) scale factors
         anchor_points, stride_tensor = make_anchors(preds["feats"], self.stride, 0.5)
-        batch_size = pred_logits.shape[0]
-        imgsz = torch.tensor(preds["feats"][0].shape[2:], device=self.device, dtype=torch.float32) * self.stride[0]
-
-        targets = torch.cat((batch["batch_idx"].view(-1, 1), batch["cls"].view(-1, 1), batch["bboxes"]), 1)
-        targets = self.preprocess(targets.to(self.device), batch_size, scale_tensor=imgsz[[1, 0, 1, 0]])
-        gt_labels, gt_bboxes = targets.split((1, 4), 2)  # cls, xyxy pixels
-        mask_gt = gt_bboxes.sum(2, keepdim=True).gt_(0.0)
 
         with torch.autocast(device_type=pred_logits.device.type, enabled=False):
             b, a, c = pred_distri.shape
@@ -198,27 +232,13 @@ class VFNetDetectionLoss(GFLDetectionLoss):
             refined_boxes = dist2bbox(refine * init_ltrb.detach(), anchor_points, xywh=False)  # refined = scale x init
             pred_probs = pred_logits.float().sigmoid()
 
-        target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx = self.assigner(
-            pred_probs.detach(),
-            (refined_boxes.detach() * stride_tensor).type(gt_bboxes.dtype),
-            anchor_points * stride_tensor,
-            gt_labels,
-            gt_bboxes,
-            mask_gt,
-            **assign_kwargs,
-            **({"stride_tensor": stride_tensor} if o["assigner"] == "atss" else {}),
+        target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx = self.assign(
+            pred_probs, refined_boxes, anchor_points, stride_tensor, preds, batch, **assign_kwargs
         )
         target_bboxes_grid = target_bboxes / stride_tensor
 
         iou_target, iou_refined = iou_aware_targets(refined_boxes, target_bboxes_grid, target_labels, fg_mask, self.nc)
-        if o["cls_loss"] == "bce":  # the assigner's own targets and normalisation, as stock
-            cls_target, cls_norm = target_scores.float(), target_scores.sum().clamp(min=1)
-        else:
-            cls_target, cls_norm = iou_target, fg_mask.sum().clamp(min=1)
-        cls_elem = self.classification_loss(pred_logits, cls_target, logits=True)
-        if self.class_weights is not None:
-            cls_elem = cls_elem * self.class_weights
-        loss[1] = cls_elem.sum() / cls_norm
+        loss[1] = self.classification_term(pred_logits, True, target_scores, iou_target, fg_mask)
 
         fg = fg_mask.nonzero(as_tuple=True)
         tgt = target_bboxes_grid[fg].float()
@@ -235,10 +255,7 @@ class VFNetDetectionLoss(GFLDetectionLoss):
         loss[2] = (dfl.view(-1, 4).mean(-1) * w_init).sum() / w_init.sum().clamp(min=1)
         # Keep every output in the graph even without positives (DDP requires each parameter to get a gradient).
         loss[0] = loss[0] + 0.0 * (refine.sum() + pred_distri.sum())
-
-        loss[0] *= self.hyp.box
-        loss[1] *= self.hyp.cls * o["cls_gain"]
-        loss[2] *= self.hyp.dfl
+        loss = self.scaled(loss)
         return (
             (fg_mask, target_gt_idx, target_bboxes, anchor_points, stride_tensor),
             loss,
