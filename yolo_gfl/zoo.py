@@ -367,16 +367,24 @@ def _time_forward(net, x, runs: int, warmup: int, device) -> list[float]:
     return times
 
 
-def _resumable(last: Path, spec: dict) -> bool:
-    """Whether ``last.pt`` is an unfinished training of this cell (Ultralytics marks a finished one epoch -1)."""
+def _training_state(last: Path, spec: dict) -> str | None:
+    """``"unfinished"`` or ``"finished"`` when ``last.pt`` is a training of this cell (same epochs and seed; Ultralytics
+    marks a finished one epoch -1), else None (absent, unreadable, or another cell's)."""
     from ultralytics.utils.patches import torch_load
 
+    if not last.exists():
+        return None
     try:
         ckpt = torch_load(str(last), map_location="cpu")
     except Exception:  # noqa: BLE001
-        return False
+        return None
     args = ckpt.get("train_args") or {}
-    return ckpt.get("epoch", -1) >= 0 and args.get("epochs") == spec["epochs"] and args.get("seed") == spec["seed"]
+    if args.get("epochs") != spec["epochs"] or args.get("seed") != spec["seed"]:
+        return None
+    epoch = ckpt.get("epoch")
+    if epoch == -1:
+        return "finished"
+    return "unfinished" if isinstance(epoch, int) and epoch >= 0 else None
 
 
 def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
@@ -413,14 +421,15 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         def epoch_end(trainer):
             epoch_times.append(time.perf_counter() - marks.pop("t", time.perf_counter()))
 
-        if last.exists() and _resumable(last, spec):
+        state = _training_state(last, spec)
+        if state == "unfinished":
             print(f"[zoo] {spec['key']}: resuming the interrupted training from {last}", flush=True)
             model = YOLOGFL(str(last))
             model.add_callback("on_train_epoch_start", epoch_start)
             model.add_callback("on_train_epoch_end", epoch_end)
             model.train(resume=True, data=spec["data"])
             result["resumed"] = True
-        elif last.exists() and (run_dir / "results.csv").exists() and _finished_training(last, spec):
+        elif state == "finished" and (run_dir / "results.csv").exists():
             result["resumed"] = True  # the training ended but the evaluation did not: evaluate it
             result["train_not_rerun"] = True
         else:
@@ -503,17 +512,6 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
                    "machine": _machine(device), "complete": True})
     _write_json(out, _jsonable(result))
     return result
-
-
-def _finished_training(last: Path, spec: dict) -> bool:
-    from ultralytics.utils.patches import torch_load
-
-    try:
-        ckpt = torch_load(str(last), map_location="cpu")
-    except Exception:  # noqa: BLE001
-        return False
-    args = ckpt.get("train_args") or {}
-    return ckpt.get("epoch", 0) == -1 and args.get("epochs") == spec["epochs"] and args.get("seed") == spec["seed"]
 
 
 def _machine(device) -> str:
