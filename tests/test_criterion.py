@@ -75,9 +75,10 @@ class FixedAssigner:
         return labels, boxes, scores, fg, torch.zeros(b, a, dtype=torch.long)
 
 
-@pytest.mark.parametrize("cls_loss,dgqp", [("vfl", False), ("qfl", False), ("qfl", True), ("vfl", True)])
-def test_loss_arithmetic_against_hand_computation(cls_loss, dgqp):
-    model = make_model(cls_loss=cls_loss, dgqp=dgqp, box_loss="giou")
+@pytest.mark.parametrize("cls_loss,dgqp,cls_norm", [("vfl", False, "pos"), ("qfl", False, "pos"), ("qfl", True, "pos"),
+                                                    ("vfl", True, "pos"), ("qfl", True, "iou"), ("vfl", False, "iou")])
+def test_loss_arithmetic_against_hand_computation(cls_loss, dgqp, cls_norm):
+    model = make_model(cls_loss=cls_loss, dgqp=dgqp, box_loss="giou", cls_norm=cls_norm)
     crit = GFLDetectionLoss(model)
     fg_index = torch.tensor([10, 20, 30])
     gt_boxes = torch.tensor([[8.0, 8.0, 40.0, 40.0], [0.0, 0.0, 64.0, 64.0], [30.0, 20.0, 50.0, 60.0]])  # pixels
@@ -102,7 +103,7 @@ def test_loss_arithmetic_against_hand_computation(cls_loss, dgqp):
     else:
         pred, as_logits = logits, True
     fn = varifocal_loss if cls_loss == "vfl" else quality_focal_loss
-    cls = fn(pred, target, logits=as_logits).sum() / 3  # 3 positives
+    cls = fn(pred, target, logits=as_logits).sum() / (3 if cls_norm == "pos" else iou.sum().clamp(min=1))
     giou = bbox_iou(pred_box, gt_grid, xywh=False, GIoU=True).squeeze(-1)
     weight_sum = iou.sum().clamp(min=1)
     box = ((1 - giou) * iou).sum() / weight_sum
@@ -112,6 +113,30 @@ def test_loss_arithmetic_against_hand_computation(cls_loss, dgqp):
     expected = torch.stack([box * 7.5, cls * 0.5, dfl * 1.5]) * 2  # gains, times batch size (Ultralytics' contract)
     torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-6)
     assert set(items) == {"box_loss", "cls_loss", "dfl_loss"}
+
+
+@pytest.mark.parametrize("cls_loss", ["vfl", "qfl"])
+def test_cls_norm_divides_by_positives_or_by_iou_target_sum(cls_loss):
+    """cls_norm=pos: the papers' divisor (number of positives); iou: the sum of the IoU targets, clamped at 1."""
+    torch.manual_seed(1)
+    logits = torch.randn(2, 50, 3)
+    fg = torch.zeros(2, 50, dtype=torch.bool)
+    fg[0, [3, 7, 9]] = True
+    fg[1, [4, 40]] = True  # 5 positives
+    iou = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5])  # sum 3.5
+    target = torch.zeros(2, 50, 3)
+    target[fg] = torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 0, 1]), 3).float() * iou[:, None]
+    fn = varifocal_loss if cls_loss == "vfl" else quality_focal_loss
+    total = fn(logits, target, logits=True).sum()
+    for cls_norm, divisor in (("pos", 5.0), ("iou", 3.5)):
+        crit = GFLDetectionLoss(make_model(cls_loss=cls_loss, cls_norm=cls_norm))
+        got = crit.classification_term(logits, True, torch.zeros_like(target), target, fg)
+        torch.testing.assert_close(got, total / divisor)
+    # few, poor positives: the IoU sum 0.3 is clamped at 1 rather than inflating the loss 3x
+    small = target * 0.3 / 3.5
+    crit = GFLDetectionLoss(make_model(cls_loss=cls_loss, cls_norm="iou"))
+    torch.testing.assert_close(crit.classification_term(logits, True, torch.zeros_like(small), small, fg),
+                               fn(logits, small, logits=True).sum())
 
 
 @pytest.mark.parametrize("cls_loss,dgqp", [("vfl", False), ("qfl", False), ("qfl", True)])

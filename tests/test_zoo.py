@@ -144,6 +144,21 @@ def test_eval_only_compares_checkpoints(zoo, data, tmp_path):
     assert (tmp_path / "eval" / "zoo.md").exists()
 
 
+def test_parallel_cells_give_the_serial_figures(zoo, data, tmp_path, capsys):
+    """jobs=2 runs both cells at once, each in its own process; seeded and deterministic, they score as jobs=1 did."""
+    rows = run_zoo(models=MODELS, data=data, seeds=0, project=tmp_path, name="par", jobs=2, **TINY)
+    out = capsys.readouterr().out
+    assert out.count(": training (log:") == 2
+    serial = {r["model"]: r for r in zoo[1]}
+    for r in rows:
+        for key in ("mAP50", "mAP50-95", "coco_AP", "spearman", "params"):
+            assert r[key] == pytest.approx(serial[r["model"]][key], abs=1e-9), (r["model"], key)
+    assert json.loads((tmp_path / "par" / "zoo.json").read_text())["jobs"] == 2
+    assert "cells ran 2 at a time" in (tmp_path / "par" / "zoo.md").read_text()
+    with pytest.raises(ZooError, match="jobs"):
+        run_zoo(models=MODELS, data=data, seeds=0, project=tmp_path, name="bad", jobs=0, **TINY)
+
+
 def test_bad_requests_fail_up_front(zoo, data, tmp_path):
     folder = zoo[0]
     with pytest.raises(ZooError, match="other settings"):  # same folder, other schedule: refuse to mix the two

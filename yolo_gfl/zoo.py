@@ -190,7 +190,7 @@ def _check_train_args(train_kwargs: dict[str, Any], eval_only: bool) -> dict[str
         hints = [f"'{k}'" + (f" (similar: {get_close_matches(k, list(DEFAULT_CFG_DICT), n=2)})"
                              if get_close_matches(k, list(DEFAULT_CFG_DICT), n=2) else "") for k in unknown]
         raise ZooError(f"unknown argument(s) {', '.join(hints)}. The zoo takes models, data, epochs, seeds, imgsz, "
-                       "project, name, eval_only, latency_runs, throughput_batch, Ultralytics' train arguments "
+                       "project, name, eval_only, latency_runs, throughput_batch, jobs, Ultralytics' train arguments "
                        "('yolo-gfl cfg' lists them), yolo_gfl options ('yolo-gfl help') and the val options "
                        "nms=hard|soft, soft_sigma, pre_nms_topk, paper.")
     if eval_only:
@@ -606,7 +606,9 @@ def aggregate(results: list[dict], folder: Path, request: dict[str, Any], speed:
         "params and GFLOPs: unfused model at the val imgsz; latency: median forward pass (no NMS) of the fused model, "
         f"batch 1, {'all models measured in one process, interleaved round by round' if speed else 'measured in each cell'}; images/s: {_throughput_note(first.get('throughput_batch'))}; "
         f"epoch: mean training-loop time per epoch (validation excluded), train img/s: training images per second of "
-        f"it; peak mem: {', '.join(kinds)} of {'evaluation' if request.get('eval_only') else 'training'}.",
+        f"it; peak mem: {', '.join(kinds)} of {'evaluation' if request.get('eval_only') else 'training'}"
+        + (f"; cells ran {request['jobs']} at a time, so the epoch times and peak RSS were taken side by side"
+           if (request.get("jobs") or 1) > 1 else "") + ".",
         f"Machine: {first.get('machine')}, device {first.get('device')}, {first.get('threads')} threads; "
         f"versions {first.get('versions')}; written {datetime.now().astimezone().isoformat(timespec='seconds')}.",
     ]
@@ -728,6 +730,7 @@ def run_zoo(
     eval_only: bool = False,
     latency_runs: int = 50,
     throughput_batch: int = 1,
+    jobs: int = 1,
     verbose: bool = True,
     **train_kwargs: Any,
 ) -> list[dict]:
@@ -742,6 +745,10 @@ def run_zoo(
         eval_only: the models are checkpoints to evaluate, nothing is trained.
         latency_runs: timed forward passes per cell (median reported; a tenth, at least 3, warm up first).
         throughput_batch: images/s measured at this batch size (1: from the batch-1 latency).
+        jobs: cells run at once, each in its own process. On CPU Ultralytics trains with ``cpu_count - 1`` threads
+            (1 on a 2-core machine), so ``jobs=2`` there uses both cores and halves the wall time; the metrics do not
+            change (each cell is seeded and deterministic), but the cells' own timings are then taken side by side.
+            The table's latency comes from the interleaved pass after all cells, which always runs alone.
         verbose: print one progress line per cell (each cell's full output goes to ``cells/<key>.log``).
         **train_kwargs: Ultralytics train arguments (``batch``, ``device``, ``lr0``, ``pretrained``, ...) and yolo_gfl
             options, identical for every cell; with ``eval_only`` only the evaluation ones (``batch``, ``device``, ...).
@@ -761,6 +768,7 @@ def run_zoo(
     imgsz = _check_positive_int("imgsz", imgsz)
     latency_runs = _check_positive_int("latency_runs", latency_runs)
     throughput_batch = _check_positive_int("throughput_batch", throughput_batch)
+    jobs = _check_positive_int("jobs", jobs)
     if not isinstance(name, str) or not name or Path(name).name != name:
         raise ZooError(f"name={name!r} must be a plain folder name, e.g. name=zoo (use project= for the parent path)")
     train_kwargs = _check_train_args(train_kwargs, eval_only)
@@ -784,51 +792,73 @@ def run_zoo(
     cell_root.mkdir(parents=True, exist_ok=True)
     request = {"models": given, "data": data_path, "epochs": epochs, "imgsz": imgsz, "seeds": list(seeds_t),
                "eval_only": eval_only, "train_args": _jsonable(train_kwargs), "latency_runs": latency_runs,
-               "throughput_batch": throughput_batch, "cells": [c.key for c in cells]}
+               "throughput_batch": throughput_batch, "jobs": jobs, "cells": [c.key for c in cells]}
     if eval_only:
         request["seeds"] = sorted({c.seed for c in cells if c.seed is not None})
         request["epochs"] = None  # nothing is trained
     _write_json(folder / "zoo.json", request)
 
     failed: list[str] = []
-    for i, cell in enumerate(cells, 1):
+    pending = list(enumerate(cells, 1))
+    running: list[tuple[int, Cell, subprocess.Popen, Any, float]] = []  # (number, cell, process, log file, start)
+
+    def start(i: int, cell: Cell) -> None:
         result_file = cell_root / f"{cell.key}.json"
-        if _read_cell(result_file) is not None:
-            if verbose:
-                print(f"[zoo] {i}/{len(cells)} {cell.key}: done before, kept ({result_file})", flush=True)
-            continue
         spec = {**cell.spec, "key": cell.key, "label": cell.label, "seed": cell.seed, "latency_runs": latency_runs,
-                "throughput_batch": throughput_batch, "cell_dir": str(cell_root / cell.key), "result": str(result_file)}
+                "throughput_batch": throughput_batch, "concurrent_cells": jobs, "cell_dir": str(cell_root / cell.key),
+                "result": str(result_file)}
         spec_file = cell_root / f"{cell.key}.spec.json"
         _write_json(spec_file, spec)
         log = cell_root / f"{cell.key}.log"
         if verbose:
             print(f"[zoo] {i}/{len(cells)} {cell.key}: {'evaluating' if eval_only else 'training'} (log: {log})",
                   flush=True)
-        t = time.perf_counter()
-        with open(log, "a") as f:
-            f.write(f"\n===== {datetime.now().astimezone().isoformat(timespec='seconds')} cell {cell.key}\n")
-            f.flush()
-            proc = subprocess.Popen([sys.executable, "-m", "yolo_gfl.zoo", "--cell", str(spec_file)],
-                                    stdout=f, stderr=subprocess.STDOUT)
-            try:
-                code = proc.wait()
-            except BaseException:  # Ctrl-C or a kill of the driver: stop the cell too; its JSON is never written
-                proc.terminate()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                raise
-        done = _read_cell(result_file)
+        f = open(log, "a")
+        f.write(f"\n===== {datetime.now().astimezone().isoformat(timespec='seconds')} cell {cell.key}\n")
+        f.flush()
+        proc = subprocess.Popen([sys.executable, "-m", "yolo_gfl.zoo", "--cell", str(spec_file)],
+                                stdout=f, stderr=subprocess.STDOUT)
+        running.append((i, cell, proc, f, time.perf_counter()))
+
+    def finish(i: int, cell: Cell, code: int, seconds: float) -> None:
+        log = cell_root / f"{cell.key}.log"
+        done = _read_cell(cell_root / f"{cell.key}.json")
         if code != 0 or done is None:
             failed.append(f"{cell.key} (exit {code}; see {log})")
             if verbose:
                 print(f"[zoo] {i}/{len(cells)} {cell.key}: FAILED with exit code {code}; see {log}", flush=True)
         elif verbose:
-            print(f"[zoo] {i}/{len(cells)} {cell.key}: {time.perf_counter() - t:.0f}s, mAP50-95 "
+            print(f"[zoo] {i}/{len(cells)} {cell.key}: {seconds:.0f}s, mAP50-95 "
                   f"{done['mAP50-95'] * 100:.1f}, COCO AP {_fmt(done.get('coco_AP'), None, 100)}, "
                   f"Spearman {_fmt(done.get('spearman'), None, 1, 3)}, latency {done['latency_ms']:.1f} ms", flush=True)
+
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                i, cell = pending.pop(0)
+                if _read_cell(cell_root / f"{cell.key}.json") is not None:
+                    if verbose:
+                        print(f"[zoo] {i}/{len(cells)} {cell.key}: done before, kept "
+                              f"({cell_root / f'{cell.key}.json'})", flush=True)
+                    continue
+                start(i, cell)
+            for entry in [r for r in running if r[2].poll() is not None]:
+                running.remove(entry)
+                i, cell, proc, f, t = entry
+                f.close()
+                finish(i, cell, proc.returncode, time.perf_counter() - t)
+            if running:
+                time.sleep(0.2)
+    except BaseException:  # Ctrl-C or a kill of the driver: stop the running cells too; their JSONs are never written
+        for _, _, proc, f, _ in running:
+            proc.terminate()
+        for _, _, proc, f, _ in running:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            f.close()
+        raise
 
     results = [r for c in cells if (r := _read_cell(cell_root / f"{c.key}.json")) is not None]
     speed = None
