@@ -30,6 +30,9 @@ def add_common_arguments(ap: argparse.ArgumentParser, *, imgsz: int, epochs: int
     ap.add_argument("--project", default=str(ROOT / "runs" / "benchmarks"),
                     help="parent folder of the zoo folder (default %(default)s)")
     ap.add_argument("--name", default=name, help="zoo folder name (default: derived from the settings)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="cells trained at once, each in its own process; on CPU Ultralytics trains with cpu_count-1 "
+                         "threads, so 2 on a 2-core machine halves the wall time (default %(default)s)")
     ap.add_argument("--latency-runs", type=int, default=latency_runs, help="timed forward passes (default %(default)s)")
     ap.add_argument("--throughput-batch", type=int, default=throughput_batch,
                     help="batch size of the images/s measurement; 1: from the batch-1 latency (default %(default)s)")
@@ -90,7 +93,8 @@ def run_and_report(args: argparse.Namespace, *, data: str, name: str, train_args
         name = f"{name}-{digest}"
     print(f"== {title}\n   zoo folder: {Path(args.project) / name}", flush=True)
     kwargs = dict(models=args.models, data=data, seeds=args.seeds, imgsz=args.imgsz, project=args.project, name=name,
-                  latency_runs=args.latency_runs, throughput_batch=args.throughput_batch, eval_only=eval_only,
+                  latency_runs=args.latency_runs, throughput_batch=args.throughput_batch, jobs=args.jobs,
+                  eval_only=eval_only,
                   **train_args)
     if not eval_only:
         kwargs["epochs"] = args.epochs

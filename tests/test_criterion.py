@@ -76,7 +76,7 @@ class FixedAssigner:
 
 
 @pytest.mark.parametrize("cls_loss,dgqp,cls_norm", [("vfl", False, "pos"), ("qfl", False, "pos"), ("qfl", True, "pos"),
-                                                    ("vfl", True, "pos"), ("qfl", True, "iou"), ("vfl", False, "iou")])
+                                                    ("vfl", True, "pos"), ("qfl", True, "sum"), ("vfl", False, "sum")])
 def test_loss_arithmetic_against_hand_computation(cls_loss, dgqp, cls_norm):
     model = make_model(cls_loss=cls_loss, dgqp=dgqp, box_loss="giou", cls_norm=cls_norm)
     crit = GFLDetectionLoss(model)
@@ -116,8 +116,8 @@ def test_loss_arithmetic_against_hand_computation(cls_loss, dgqp, cls_norm):
 
 
 @pytest.mark.parametrize("cls_loss", ["vfl", "qfl"])
-def test_cls_norm_divides_by_positives_or_by_iou_target_sum(cls_loss):
-    """cls_norm=pos: the papers' divisor (number of positives); iou: the sum of the IoU targets, clamped at 1."""
+def test_cls_norm_divides_by_positives_or_by_target_sum(cls_loss):
+    """cls_norm=pos: the papers' divisor (number of positives); sum: the sum of the targets, clamped at 1."""
     torch.manual_seed(1)
     logits = torch.randn(2, 50, 3)
     fg = torch.zeros(2, 50, dtype=torch.bool)
@@ -128,13 +128,19 @@ def test_cls_norm_divides_by_positives_or_by_iou_target_sum(cls_loss):
     target[fg] = torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 0, 1]), 3).float() * iou[:, None]
     fn = varifocal_loss if cls_loss == "vfl" else quality_focal_loss
     total = fn(logits, target, logits=True).sum()
-    for cls_norm, divisor in (("pos", 5.0), ("iou", 3.5)):
+    for cls_norm, divisor in (("pos", 5.0), ("sum", 3.5)):
         crit = GFLDetectionLoss(make_model(cls_loss=cls_loss, cls_norm=cls_norm))
         got = crit.classification_term(logits, True, torch.zeros_like(target), target, fg)
         torch.testing.assert_close(got, total / divisor)
+    # cls_target=tal learns the assigner's own soft targets instead of the IoUs
+    tal = target.flip(-1) * 0.5
+    for cls_norm, divisor in (("pos", 5.0), ("sum", 1.75)):
+        crit = GFLDetectionLoss(make_model(cls_loss=cls_loss, cls_target="tal", cls_norm=cls_norm))
+        torch.testing.assert_close(crit.classification_term(logits, True, tal, target, fg),
+                                   fn(logits, tal, logits=True).sum() / divisor)
     # few, poor positives: the IoU sum 0.3 is clamped at 1 rather than inflating the loss 3x
     small = target * 0.3 / 3.5
-    crit = GFLDetectionLoss(make_model(cls_loss=cls_loss, cls_norm="iou"))
+    crit = GFLDetectionLoss(make_model(cls_loss=cls_loss, cls_norm="sum"))
     torch.testing.assert_close(crit.classification_term(logits, True, torch.zeros_like(small), small, fg),
                                fn(logits, small, logits=True).sum())
 

@@ -129,17 +129,18 @@ class GFLDetectionLoss(v8DetectionLoss):
         """The normalised classification loss, a scalar.
 
         ``bce`` learns the assigner's own targets normalised by their sum (stock Ultralytics); ``vfl``/``qfl`` learn
-        the IoU-aware targets normalised by the number of positives (``cls_norm=pos``: VarifocalNet, GFL) or by the
-        sum of those targets (``cls_norm=iou``). The two differ by the mean IoU at the positives: about 0.14 for a
-        fresh yolov8n, 0.65 for a COCO-trained one, so ``iou`` gives the class branch ~7x the weight early on and
-        ~1.5x late, as Ultralytics' own sum-of-targets divisor does (11.7x and 2.4x, measured on the same batches).
+        the IoU-aware targets (``cls_target=iou``) or the assigner's soft targets (``tal``), normalised by the number
+        of positives (``cls_norm=pos``: VarifocalNet, GFL) or by the sum of the targets (``sum``). For IoU targets the
+        two divisors differ by the mean IoU at the positives: about 0.14 for a fresh yolov8n, 0.65 for a COCO-trained
+        one, so ``sum`` gives the class branch ~7x the weight early on and ~1.5x late; Ultralytics' own
+        sum-of-targets divisor is 11.7x and 2.4x smaller than the number of positives on the same batches.
         """
-        if self.options["cls_loss"] == "bce":
+        o = self.options
+        if o["cls_loss"] == "bce":
             target, norm = target_scores.float(), target_scores.sum().clamp(min=1)
-        elif self.options["cls_norm"] == "iou":
-            target, norm = iou_target, iou_target.sum().clamp(min=1)
         else:
-            target, norm = iou_target, fg_mask.sum().clamp(min=1)
+            target = iou_target if o["cls_target"] == "iou" else target_scores.float()
+            norm = (fg_mask.sum() if o["cls_norm"] == "pos" else target.sum()).clamp(min=1)
         elem = self.classification_loss(pred, target, logits)
         if self.class_weights is not None:
             elem = elem * self.class_weights

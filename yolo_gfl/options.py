@@ -71,12 +71,19 @@ OPTIONS: dict[str, Option] = {
     "dgqp_init": Option(
         0.95, float, "DGQP: initial quality I of a fresh model, so that J starts near C", low=0.01, high=0.999
     ),
+    "cls_target": Option(
+        "iou",
+        str,
+        "vfl/qfl target at the positives: iou (the IoU-aware classification score, VarifocalNet/GFL) or tal (the "
+        "assigner's own soft target: TAL's normalised alignment metric scaled to the IoU, as TOOD and PP-YOLOE use)",
+        choices=("iou", "tal"),
+    ),
     "cls_norm": Option(
         "pos",
         str,
-        "divisor of the vfl/qfl classification loss: pos (number of positives; VarifocalNet, GFL) or iou (sum of the "
-        "IoU targets, as Ultralytics divides its BCE by the sum of its targets)",
-        choices=("pos", "iou"),
+        "divisor of the vfl/qfl classification loss: pos (number of positives; VarifocalNet, GFL) or sum (sum of the "
+        "targets, as Ultralytics divides its BCE by the sum of its targets)",
+        choices=("pos", "sum"),
     ),
     "cls_gain": Option(
         1.0, float, "extra gain on the IoU-aware classification loss, on top of Ultralytics' cls gain", low=0.0, high=100.0
