@@ -8,17 +8,18 @@ Every model trains from random initialisation with the same schedule, seeds and 
 is evaluated on the synthetic val split; the table (``zoo.md``, ``zoo.csv`` and plots in the run folder) is printed.
 
 Defaults (sized for about an hour on 2 CPU cores): the synthetic set ``synthetic-s0-n500-v200-i160`` (500 train, 200
-val images drawn at 160 px), imgsz 160, 8 epochs, batch 16, ``close_mosaic=2`` (mosaic for the first 6 epochs; with
-Ultralytics' default of 10 a run this short would never use mosaic), ``val=False`` (no validation between epochs:
-every model is scored once, on its final weights, as the papers do; Ultralytics still validates after the last
-epoch), the default models (stock, -vfl, -qfl, -gfl, and -vfnet when present), seeds 0,1,2.
+val images drawn at 160 px), imgsz 160, 30 epochs, batch 16, AdamW lr0 0.003 with 1 warm-up epoch, ``close_mosaic=5``,
+``val=False`` (no validation between epochs: every model is scored once, on its final weights, as the papers do;
+Ultralytics still validates after the last epoch), models stock yolov8n, -vfl, -qfl and -gfl, seeds 0,1,2, and
+``--jobs 2`` (two cells at once: Ultralytics trains with ``cpu_count - 1`` threads, one on this machine).
 
-Estimate behind those defaults, from one 2-epoch cell of each default model on synthetic-s0-n500-v100-i160 at 160 px,
-batch 16, on the 2-core machine while other jobs shared it (load 3-5; Ultralytics trains with 1 CPU thread): an epoch
-took 16-26 s for yolov8n, -vfl, -qfl and -gfl, and 55-65 s for -vfnet (its deformable convolution is slow on CPU); a
-cell's fixed cost (process start, set-up, final evaluation with COCO and calibration passes, latency) is about 20 s.
-So 3 seeds x (4 x ~20 s + ~60 s) x 8 epochs + 15 x 20 s = about 60 minutes (about 35 without -vfnet).
-This is a short schedule (250 optimiser steps): raise --epochs / --n-train where more time is available.
+Why this schedule: at 8 epochs (250 optimiser steps, the first version of this benchmark) every model sat at 1-2%
+mAP50-95 and the seed spread was as large as any difference. At 30 epochs stock reaches about 10%. Ultralytics'
+``optimizer=auto`` picks AdamW lr 0.00083 for 8 classes, which learns little in this time (stock after 6 epochs:
+mAP50 0.009 with it, 0.019 with lr0 0.003). An epoch of 500 images at 160 px takes about 18 s on one core for
+yolov8n, -vfl, -qfl and -gfl, and a cell adds about 30 s (start, final evaluation with COCO and calibration passes,
+latency): 12 cells x (30 x 18 + 30) s / 2 jobs = about 57 minutes. ``-vfnet`` is left out by default: its
+deformable convolution makes an epoch about 7x longer on this CPU (``--models ...,yolov8n-vfnet.yaml`` adds it).
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ os.environ.setdefault("YOLO_GFL_DATASETS", str(ROOT / "datasets"))  # the synthe
 
 from benchmarks.zoo_args import add_common_arguments, extra_train_args, run_and_report  # noqa: E402
 
-DEFAULTS = dict(n_train=500, n_val=200, imgsz=160, epochs=8, batch=16, close_mosaic=2)  # see the estimate above
+DEFAULTS = dict(n_train=500, n_val=200, imgsz=160, epochs=30, batch=16, jobs=2)  # see the estimate above
+TRAIN_DEFAULTS = dict(close_mosaic=5, optimizer="AdamW", lr0=0.003, warmup_epochs=1)  # each overridable with --arg
+DEFAULT_MODELS = "yolov8n.yaml,yolov8n-vfl.yaml,yolov8n-qfl.yaml,yolov8n-gfl.yaml"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,10 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=None, help="another data YAML instead of the synthetic set")
     add_common_arguments(ap, imgsz=DEFAULTS["imgsz"], epochs=DEFAULTS["epochs"], batch=DEFAULTS["batch"],
                          device="cpu", name=None)
+    ap.set_defaults(jobs=DEFAULTS["jobs"], models=DEFAULT_MODELS)
     args = ap.parse_args(argv)
     data = args.data or f"synthetic-s{args.data_seed}-n{args.n_train}-v{args.n_val}-i{args.imgsz}"
     name = args.name or f"from_scratch-{Path(data).stem if args.data else data}-e{args.epochs}-i{args.imgsz}"
-    train_args = {"val": False, "close_mosaic": DEFAULTS["close_mosaic"], **extra_train_args(args)}
+    train_args = {"val": False, **TRAIN_DEFAULTS, **extra_train_args(args)}
     start = time.perf_counter()
     rows = run_and_report(args, data=data, name=name, train_args=train_args,
                           title=f"From scratch on {data}: {args.epochs} epochs at {args.imgsz} px")

@@ -57,6 +57,21 @@ def test_bce_variant_is_exactly_stock_loss():
     torch.testing.assert_close(ours, stock)
 
 
+def test_qfl_beta0_on_tal_targets_is_stock_classification_loss():
+    """QFL with beta = 0 is soft BCE; on the assigner's own targets divided by their sum it is Ultralytics' cls loss.
+
+    This ties the whole IoU-aware classification path (assignment, targets, divisor, gain) to stock, bit for bit. The
+    box and DFL terms differ by design: they are weighted by the IoU rather than by TAL's target.
+    """
+    model = make_model(cls_loss="qfl", qfl_beta=0.0, cls_target="tal", cls_norm="sum")
+    batch = make_batch()
+    preds = model(batch["img"])
+    ours, _ = GFLDetectionLoss(model)(preds, batch)
+    stock, _ = v8DetectionLoss(model)(preds, batch)
+    assert ours[1] == stock[1]
+    assert ours[0] != stock[0]
+
+
 class FixedAssigner:
     """Stands in for TAL with a known assignment, so the loss arithmetic can be checked by hand."""
 
