@@ -8,17 +8,17 @@ Every model trains from random initialisation with the same schedule, seeds and 
 is evaluated on the synthetic val split; the table (``zoo.md``, ``zoo.csv`` and plots in the run folder) is printed.
 
 Defaults (sized for about an hour on 2 CPU cores): the synthetic set ``synthetic-s0-n500-v200-i160`` (500 train, 200
-val images drawn at 160 px), imgsz 160, 30 epochs, batch 16, AdamW lr0 0.003 with 1 warm-up epoch, ``close_mosaic=5``,
+val images drawn at 160 px), imgsz 160, 24 epochs, batch 16, AdamW lr0 0.003 with 1 warm-up epoch, ``close_mosaic=5``,
 ``val=False`` (no validation between epochs: every model is scored once, on its final weights, as the papers do;
 Ultralytics still validates after the last epoch), models stock yolov8n, -vfl, -qfl and -gfl, seeds 0,1,2, and
 ``--jobs 2`` (two cells at once: Ultralytics trains with ``cpu_count - 1`` threads, one on this machine).
 
 Why this schedule: at 8 epochs (250 optimiser steps, the first version of this benchmark) every model sat at 1-2%
-mAP50-95 and the seed spread was as large as any difference. At 30 epochs stock reaches about 10%. Ultralytics'
+mAP50-95 and the seed spread was as large as any difference. At 24 epochs stock reaches about 8.5% (one seed). Ultralytics'
 ``optimizer=auto`` picks AdamW lr 0.00083 for 8 classes, which learns little in this time (stock after 6 epochs:
 mAP50 0.009 with it, 0.019 with lr0 0.003). An epoch of 500 images at 160 px takes about 18 s on one core for
 yolov8n, -vfl, -qfl and -gfl, and a cell adds about 30 s (start, final evaluation with COCO and calibration passes,
-latency): 12 cells x (30 x 18 + 30) s / 2 jobs = about 57 minutes. ``-vfnet`` is left out by default: its
+latency): 12 cells x (24 x 18 + 30) s / 2 jobs = about 46 minutes. ``-vfnet`` is left out by default: its
 deformable convolution makes an epoch about 7x longer on this CPU (``--models ...,yolov8n-vfnet.yaml`` adds it).
 """
 
@@ -38,7 +38,7 @@ os.environ.setdefault("YOLO_GFL_DATASETS", str(ROOT / "datasets"))  # the synthe
 
 from benchmarks.zoo_args import add_common_arguments, extra_train_args, run_and_report  # noqa: E402
 
-DEFAULTS = dict(n_train=500, n_val=200, imgsz=160, epochs=30, batch=16, jobs=2)  # see the estimate above
+DEFAULTS = dict(n_train=500, n_val=200, imgsz=160, epochs=24, batch=16, jobs=2)  # see the estimate above
 TRAIN_DEFAULTS = dict(close_mosaic=5, optimizer="AdamW", lr0=0.003, warmup_epochs=1)  # each overridable with --arg
 DEFAULT_MODELS = "yolov8n.yaml,yolov8n-vfl.yaml,yolov8n-qfl.yaml,yolov8n-gfl.yaml"
 

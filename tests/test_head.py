@@ -96,7 +96,7 @@ def test_every_scale_builds(scale):
     from yolo_gfl.configs import load_model_cfg
 
     cfg = load_model_cfg(f"yolov8{scale}-gfl.yaml")
-    assert cfg["scale"] == scale and cfg["gfl"] == {"cls_loss": "qfl", "dgqp": True} and "backbone" in cfg
+    assert cfg["scale"] == scale and cfg["gfl"] == {"cls_loss": "qfl", "dgqp": True, "cls_norm": "sum"} and "backbone" in cfg
     if scale in "ns":  # building l/x costs seconds each; their configs differ only by the scale row
         model = GFLDetectionModel(cfg, verbose=False)
         assert model.yaml["scale"] == scale
