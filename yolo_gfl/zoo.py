@@ -593,6 +593,7 @@ def aggregate(results: list[dict], folder: Path, request: dict[str, Any], speed:
         lines.append("| " + " | ".join(cells) + " |")
     first = results[0] if results else {}
     kinds = sorted({str(r.get("peak_mem_kind")) for r in results})
+    side_by_side = max(int(r.get("spec", {}).get("concurrent_cells") or 1) for r in results)  # each cell's own record
     notes = [
         "",
         f"Data: `{request.get('data')}` (val split); "
@@ -607,8 +608,8 @@ def aggregate(results: list[dict], folder: Path, request: dict[str, Any], speed:
         f"batch 1, {'all models measured in one process, interleaved round by round' if speed else 'measured in each cell'}; images/s: {_throughput_note(first.get('throughput_batch'))}; "
         f"epoch: mean training-loop time per epoch (validation excluded), train img/s: training images per second of "
         f"it; peak mem: {', '.join(kinds)} of {'evaluation' if request.get('eval_only') else 'training'}"
-        + (f"; cells ran {request['jobs']} at a time, so the epoch times and peak RSS were taken side by side"
-           if (request.get("jobs") or 1) > 1 else "") + ".",
+        + (f"; cells ran up to {side_by_side} at a time, so the epoch times and peak RSS were taken side by side"
+           if side_by_side > 1 else "") + ".",
         f"Machine: {first.get('machine')}, device {first.get('device')}, {first.get('threads')} threads; "
         f"versions {first.get('versions')}; written {datetime.now().astimezone().isoformat(timespec='seconds')}.",
     ]
