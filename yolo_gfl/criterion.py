@@ -7,9 +7,12 @@ box (detached) and its assigned ground-truth box; every other entry is 0. The cl
 * ``vfl``: Varifocal Loss (VarifocalNet, Eq. 2), or
 * ``qfl``: Quality Focal Loss (GFL, Eq. 5),
 
-on logits, or on the probability J = sigmoid(C) x I when GFLv2's DGQP is on. Normalisation follows both papers: the
-classification loss by the number of positives; the IoU loss and DFL weighted per positive by that IoU target and
-normalised by the sum of those weights (VarifocalNet; GFL weights by the detached score instead, a close cousin).
+on logits, or on the probability J = sigmoid(C) x I when GFLv2's DGQP is on. The classification loss is divided by the
+number of positives as in both papers (``cls_norm=pos``), or by the sum of its targets as Ultralytics divides its BCE
+(``cls_norm=sum``, which the shipped -vfl/-qfl/-gfl configs use: see ``classification_term``). The IoU loss and DFL
+are weighted per positive by the IoU target and normalised by the sum of those weights (VarifocalNet; GFL weights by
+the detached score instead, a close cousin). ``cls_target=tal`` swaps the IoU target for the assigner's own soft
+target (TAL's normalised alignment metric, as TOOD and PP-YOLOE train their class branch).
 Both sums are clamped at 1, as the papers and Ultralytics do, so a batch with few, poor positives is not blown up.
 ``bce`` keeps Ultralytics' own loss and targets (TAL's normalised alignment metric) for the stock baseline.
 """
