@@ -134,9 +134,9 @@ class GFLDetectionLoss(v8DetectionLoss):
         ``bce`` learns the assigner's own targets normalised by their sum (stock Ultralytics); ``vfl``/``qfl`` learn
         the IoU-aware targets (``cls_target=iou``) or the assigner's soft targets (``tal``), normalised by the number
         of positives (``cls_norm=pos``: VarifocalNet, GFL) or by the sum of the targets (``sum``). For IoU targets the
-        two divisors differ by the mean IoU at the positives: about 0.14 for a fresh yolov8n, 0.65 for a COCO-trained
-        one, so ``sum`` gives the class branch ~7x the weight early on and ~1.5x late; Ultralytics' own
-        sum-of-targets divisor is 11.7x and 2.4x smaller than the number of positives on the same batches.
+        two divisors differ by the mean IoU at the positives: 0.15 for a fresh yolov8n, 0.65 for a COCO-trained one
+        (benchmarks/target_stats.py), so ``sum`` gives the class branch ~7x the weight early on and ~1.5x late;
+        Ultralytics' own sum-of-targets divisor is 11x and 2.4x smaller than the number of positives there.
         """
         o = self.options
         if o["cls_loss"] == "bce":

@@ -1,0 +1,106 @@
+"""How big are the classification targets? Positives, their IoU, and the divisors of the class loss, on real batches.
+
+    python benchmarks/target_stats.py --model yolov8n.yaml --data synthetic-s0-n500-v200-i160 --imgsz 160
+    python benchmarks/target_stats.py --model ../shared/weights/yolov8n.pt --data ../shared/datasets/coco128/coco128.yaml --imgsz 320
+
+For a model's predictions on a few un-augmented training batches, Ultralytics' own TaskAlignedAssigner (as
+``v8DetectionLoss`` calls it) picks the positives; the script prints per batch set:
+
+* positives per ground-truth object, and the mean IoU of the positives' predicted boxes with their objects (the
+  IoU-aware classification target, VarifocalNet's IACS);
+* the three divisors a classification loss can use: the number of positives (VarifocalNet, GFL: ``cls_norm=pos``),
+  the sum of the IoU targets (``cls_norm=sum``) and the sum of TAL's targets (stock Ultralytics' BCE), and their
+  ratios. The ratio ``positives / TAL sum`` is how much less weight the papers' divisor gives the class branch than
+  stock's does.
+
+A fresh model has poor boxes (low IoU) and TAL's targets are small, so the ratios are largest at the start of training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("YOLO_GFL_DATASETS", str(ROOT / "datasets"))
+
+import torch  # noqa: E402
+
+
+def target_stats(model: str, data: str, imgsz: int, batches: int = 3, batch: int = 16) -> dict[str, float]:
+    """Assign with TAL on ``batches`` un-augmented train batches; return counts, mean IoU and the divisors."""
+    from torch.utils.data import DataLoader
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data import build_yolo_dataset
+    from ultralytics.utils.loss import v8DetectionLoss
+    from ultralytics.utils.metrics import bbox_iou
+    from ultralytics.utils.tal import make_anchors
+
+    from yolo_gfl import YOLOGFL
+    from yolo_gfl.data import resolve_data
+
+    net = YOLOGFL(model).model.float().train()
+    cfg = get_cfg(overrides={"imgsz": imgsz, "mode": "train"})
+    net.args = cfg
+    from ultralytics.data.utils import check_det_dataset
+
+    info = check_det_dataset(str(resolve_data(data)))
+    dataset = build_yolo_dataset(cfg, info["train"], batch, info, mode="val", stride=32)  # "val": no augmentation
+    loader = DataLoader(dataset, batch_size=batch, shuffle=False, collate_fn=dataset.collate_fn)
+    loss = v8DetectionLoss(net)
+    totals = dict(objects=0, positives=0, iou_sum=0.0, tal_sum=0.0)
+    for i, b in enumerate(loader):
+        if i == batches:
+            break
+        with torch.no_grad():
+            preds = net(b["img"].float() / 255)
+        dist = preds["boxes"].permute(0, 2, 1).contiguous()
+        logits = preds["scores"].permute(0, 2, 1).contiguous()
+        anchors, strides = make_anchors(preds["feats"], loss.stride, 0.5)
+        boxes = loss.bbox_decode(anchors, dist)  # stride units
+        size = torch.tensor(preds["feats"][0].shape[2:], dtype=torch.float32) * loss.stride[0]
+        gt = torch.cat((b["batch_idx"].view(-1, 1), b["cls"].view(-1, 1), b["bboxes"]), 1)
+        gt = loss.preprocess(gt, logits.shape[0], scale_tensor=size[[1, 0, 1, 0]])
+        labels, gt_boxes = gt.split((1, 4), 2)
+        mask = gt_boxes.sum(2, keepdim=True).gt_(0)
+        _, target_boxes, target_scores, fg, _ = loss.assigner(
+            logits.sigmoid(), (boxes * strides).type(gt_boxes.dtype), anchors * strides, labels, gt_boxes, mask
+        )
+        iou = bbox_iou(boxes[fg], (target_boxes / strides)[fg], xywh=False).clamp(0, 1)
+        totals["objects"] += int(mask.sum())
+        totals["positives"] += int(fg.sum())
+        totals["iou_sum"] += float(iou.sum())
+        totals["tal_sum"] += float(target_scores.sum())
+    p = max(totals["positives"], 1)
+    return {
+        **totals,
+        "positives_per_object": totals["positives"] / max(totals["objects"], 1),
+        "mean_iou": totals["iou_sum"] / p,
+        "positives_over_tal_sum": totals["positives"] / max(totals["tal_sum"], 1e-9),
+        "positives_over_iou_sum": totals["positives"] / max(totals["iou_sum"], 1e-9),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", required=True, help="model config or checkpoint (repeatable)")
+    ap.add_argument("--data", required=True, help="data YAML or synthetic set name")
+    ap.add_argument("--imgsz", type=int, default=640)
+    ap.add_argument("--batches", type=int, default=3, help="batches of --batch images (default %(default)s)")
+    ap.add_argument("--batch", type=int, default=16)
+    args = ap.parse_args(argv)
+    torch.manual_seed(0)  # a config builds with random weights: the same ones every run
+    print(f"{'model':<28} {'objects':>7} {'pos/obj':>7} {'mean IoU':>8} {'pos/TAL sum':>11} {'pos/IoU sum':>11}")
+    for m in args.model:
+        s = target_stats(m, args.data, args.imgsz, args.batches, args.batch)
+        print(f"{Path(m).name:<28} {s['objects']:>7} {s['positives_per_object']:>7.1f} {s['mean_iou']:>8.3f} "
+              f"{s['positives_over_tal_sum']:>11.1f} {s['positives_over_iou_sum']:>11.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
