@@ -36,22 +36,20 @@ def target_stats(model: str, data: str, imgsz: int, batches: int = 3, batch: int
     from torch.utils.data import DataLoader
     from ultralytics.cfg import get_cfg
     from ultralytics.data import build_yolo_dataset
-    from ultralytics.utils.loss import v8DetectionLoss
-    from ultralytics.utils.metrics import bbox_iou
+    from ultralytics.data.utils import check_det_dataset
     from ultralytics.utils.tal import make_anchors
 
     from yolo_gfl import YOLOGFL
+    from yolo_gfl.criterion import GFLDetectionLoss, iou_aware_targets
     from yolo_gfl.data import resolve_data
 
     net = YOLOGFL(model).model.float().train()
     cfg = get_cfg(overrides={"imgsz": imgsz, "mode": "train"})
     net.args = cfg
-    from ultralytics.data.utils import check_det_dataset
-
     info = check_det_dataset(str(resolve_data(data)))
     dataset = build_yolo_dataset(cfg, info["train"], batch, info, mode="val", stride=32)  # "val": no augmentation
     loader = DataLoader(dataset, batch_size=batch, shuffle=False, collate_fn=dataset.collate_fn)
-    loss = v8DetectionLoss(net)
+    loss = GFLDetectionLoss(net)  # its assign() is the training path: the model's assigner (TAL for these models)
     totals = dict(objects=0, positives=0, iou_sum=0.0, tal_sum=0.0)
     for i, b in enumerate(loader):
         if i == batches:
@@ -62,16 +60,9 @@ def target_stats(model: str, data: str, imgsz: int, batches: int = 3, batch: int
         logits = preds["scores"].permute(0, 2, 1).contiguous()
         anchors, strides = make_anchors(preds["feats"], loss.stride, 0.5)
         boxes = loss.bbox_decode(anchors, dist)  # stride units
-        size = torch.tensor(preds["feats"][0].shape[2:], dtype=torch.float32) * loss.stride[0]
-        gt = torch.cat((b["batch_idx"].view(-1, 1), b["cls"].view(-1, 1), b["bboxes"]), 1)
-        gt = loss.preprocess(gt, logits.shape[0], scale_tensor=size[[1, 0, 1, 0]])
-        labels, gt_boxes = gt.split((1, 4), 2)
-        mask = gt_boxes.sum(2, keepdim=True).gt_(0)
-        _, target_boxes, target_scores, fg, _ = loss.assigner(
-            logits.sigmoid(), (boxes * strides).type(gt_boxes.dtype), anchors * strides, labels, gt_boxes, mask
-        )
-        iou = bbox_iou(boxes[fg], (target_boxes / strides)[fg], xywh=False).clamp(0, 1)
-        totals["objects"] += int(mask.sum())
+        labels, target_boxes, target_scores, fg, _ = loss.assign(logits.sigmoid(), boxes, anchors, strides, preds, b)
+        _, iou = iou_aware_targets(boxes, target_boxes / strides, labels, fg, loss.nc)
+        totals["objects"] += int(b["cls"].shape[0])
         totals["positives"] += int(fg.sum())
         totals["iou_sum"] += float(iou.sum())
         totals["tal_sum"] += float(target_scores.sum())
