@@ -144,3 +144,20 @@ def test_degenerate_inputs_give_valid_json(tmp_path: Path, pairs: np.ndarray):
     assert strict_json(tmp_path / "calibration.json") == json.loads(json.dumps(report))
     assert cv2.imread(str(tmp_path / "calibration.png")) is not None
     assert (tmp_path / "calibration.csv").exists()
+
+
+def test_kept_detections_and_counts_by_hand():
+    """The 'kept' ranking uses only pairs scoring >= 0.25; per-image counts include unmatched detections."""
+    pairs = np.array([[0.9, 0.8], [0.5, 0.9], [0.3, 0.4], [0.2, 0.95], [0.1, 0.1]])
+    dets = [np.array([[0, 0, 1, 1, 0.9, 0], [0, 0, 1, 1, 0.2, 0], [0, 0, 1, 1, 0.01, 1]]),  # 1 kept of 3
+            np.array([[0, 0, 1, 1, 0.5, 0]]), np.zeros((0, 6))]  # 1 kept of 1; none
+    report = calibration_report(pairs, detections=dets)
+    kept = report["kept"]
+    assert kept["conf"] == 0.25 and kept["count"] == 3
+    # kept scores 0.9, 0.5, 0.3 -> ranks 3, 2, 1; their IoUs 0.8, 0.9, 0.4 -> ranks 2, 3, 1: rho = 1 - 6*2/(3*8) = 0.5
+    assert kept["spearman"] == pytest.approx(0.5, abs=1e-12)
+    assert report["detections_per_image"] == pytest.approx(4 / 3)
+    assert report["kept_per_image"] == pytest.approx(2 / 3)
+    assert calibration_report(pairs, keep_conf=0.95)["kept"] == {"conf": 0.95, "count": 0, "spearman": None,
+                                                                "pearson": None}
+    assert "detections_per_image" not in calibration_report(pairs)

@@ -15,6 +15,12 @@ the detached score instead, a close cousin). ``cls_target=tal`` swaps the IoU ta
 target (TAL's normalised alignment metric, as TOOD and PP-YOLOE train their class branch).
 Both sums are clamped at 1, as the papers and Ultralytics do, so a batch with few, poor positives is not blown up.
 ``bce`` keeps Ultralytics' own loss and targets (TAL's normalised alignment metric) for the stock baseline.
+
+The training recipes of the systems that made these losses pay off are options too: ``box_weight`` (what weights each
+positive's box loss and DFL: its IoU, its class target as PP-YOLOE/YOLOv6, or its detached score as mmdetection's
+GFL), ``box_gain``/``dfl_gain`` (their loss balances), ``fg_neg`` (plain BCE on the other classes at a positive
+anchor, where the focal weighting barely pushes look-alike classes down), ``atss_anchor_scale`` and ``atss_epochs``
+(an ATSS warm-up before TAL, as YOLOv6 and PP-YOLOE train).
 """
 
 from __future__ import annotations
@@ -68,8 +74,20 @@ class GFLDetectionLoss(v8DetectionLoss):
     def __init__(self, model: torch.nn.Module, tal_topk: int = 10):
         super().__init__(model, tal_topk=tal_topk)
         self.options = validate_options(getattr(model, "gfl_options", None))
-        if self.options["assigner"] == "atss":
-            self.assigner = ATSSAssigner(self.nc, topk=9)
+        o = self.options
+        atss = ATSSAssigner(self.nc, topk=9, anchor_scale=o["atss_anchor_scale"])
+        if o["assigner"] == "atss":
+            self.assigner = atss
+        # ATSS warm-up (YOLOv6, PP-YOLOE): the trainer sets ``epoch``; ATSS assigns until epoch atss_epochs, then TAL.
+        self.warmup_assigner = atss if o["atss_epochs"] else None
+        self.epoch = int(getattr(model, "gfl_epoch", 0) or 0)
+        self.assigner_in_use = o["assigner"]
+
+    def current_assigner(self) -> tuple[torch.nn.Module, str]:
+        """The assigner of this epoch and its name ('atss' during the warm-up, else the ``assigner`` option)."""
+        if self.warmup_assigner is not None and self.epoch < self.options["atss_epochs"]:
+            return self.warmup_assigner, "atss"
+        return self.assigner, self.options["assigner"]
 
     def classification_loss(self, pred: torch.Tensor, target: torch.Tensor, logits: bool) -> torch.Tensor:
         """Element-wise classification loss of the selected kind, (b, a, nc) -> (b, a, nc)."""
@@ -110,7 +128,8 @@ class GFLDetectionLoss(v8DetectionLoss):
         targets = self.preprocess(targets.to(self.device), pred_probs.shape[0], scale_tensor=imgsz[[1, 0, 1, 0]])
         gt_labels, gt_bboxes = targets.split((1, 4), 2)  # cls, xyxy pixels
         mask_gt = gt_bboxes.sum(2, keepdim=True).gt_(0.0)
-        return self.assigner(
+        assigner, self.assigner_in_use = self.current_assigner()
+        return assigner(
             pred_probs.detach(),
             (pred_bboxes.detach() * stride_tensor).type(gt_bboxes.dtype),
             anchor_points * stride_tensor,
@@ -118,7 +137,7 @@ class GFLDetectionLoss(v8DetectionLoss):
             gt_bboxes,
             mask_gt,
             **assign_kwargs,
-            **({"stride_tensor": stride_tensor} if self.options["assigner"] == "atss" else {}),  # ATSS: per level
+            **({"stride_tensor": stride_tensor} if self.assigner_in_use == "atss" else {}),  # ATSS: per level
         )
 
     def classification_term(
@@ -128,6 +147,7 @@ class GFLDetectionLoss(v8DetectionLoss):
         target_scores: torch.Tensor,
         iou_target: torch.Tensor,
         fg_mask: torch.Tensor,
+        target_labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The normalised classification loss, a scalar.
 
@@ -137,6 +157,10 @@ class GFLDetectionLoss(v8DetectionLoss):
         two divisors differ by the mean IoU at the positives: 0.15 for a fresh yolov8n, 0.65 for a COCO-trained one
         (benchmarks/target_stats.py), so ``sum`` gives the class branch ~7x the weight early on and ~1.5x late;
         Ultralytics' own sum-of-targets divisor is 11x and 2.4x smaller than the number of positives there.
+
+        ``fg_neg=bce`` replaces the loss on the other classes of each positive anchor (``target_labels`` names its
+        class) by ``fg_neg_weight`` x BCE towards 0: VFL weighs such a negative by 0.75 p^2 of BCE (0.07 at p = 0.3),
+        QFL by p^2, so a look-alike class at a real object is barely pushed down.
         """
         o = self.options
         if o["cls_loss"] == "bce":
@@ -145,22 +169,48 @@ class GFLDetectionLoss(v8DetectionLoss):
             target = iou_target if o["cls_target"] == "iou" else target_scores.float()
             norm = (fg_mask.sum() if o["cls_norm"] == "pos" else target.sum()).clamp(min=1)
         elem = self.classification_loss(pred, target, logits)
+        if o["fg_neg"] == "bce" and o["cls_loss"] != "bce":
+            if target_labels is None:
+                raise ValueError("fg_neg=bce needs the assigned target_labels to tell a positive's own class apart")
+            own = F.one_hot(target_labels.long().clamp(0, self.nc - 1), self.nc).bool()
+            other = fg_mask.bool().unsqueeze(-1) & ~own  # (b, a, nc): the other classes at positive anchors
+            with torch.autocast(device_type=pred.device.type, enabled=False):
+                zeros = torch.zeros_like(pred, dtype=torch.float32)
+                bce = (F.binary_cross_entropy_with_logits(pred.float(), zeros, reduction="none") if logits
+                       else F.binary_cross_entropy(pred.float().clamp(0, 1 - 1e-6), zeros, reduction="none"))
+            elem = torch.where(other, o["fg_neg_weight"] * bce, elem)
         if self.class_weights is not None:
             elem = elem * self.class_weights
         return elem.sum() / norm
 
     def scaled(self, loss: torch.Tensor) -> torch.Tensor:
-        """(box, cls, dfl) times Ultralytics' gains ``box``, ``cls`` (x ``cls_gain``) and ``dfl``."""
-        loss[0] *= self.hyp.box
+        """(box, cls, dfl) times Ultralytics' gains ``box`` (x ``box_gain``), ``cls`` (x ``cls_gain``), ``dfl``
+        (x ``dfl_gain``)."""
+        loss[0] *= self.hyp.box * self.options["box_gain"]
         loss[1] *= self.hyp.cls * self.options["cls_gain"]
-        loss[2] *= self.hyp.dfl
+        loss[2] *= self.hyp.dfl * self.options["dfl_gain"]
         return loss
+
+    def is_stock_loss(self, quality: torch.Tensor | None) -> bool:
+        """Whether Ultralytics' own loss computes exactly this variant's (BCE, TAL, CIoU, no DGQP, no recipe knob)."""
+        o, d = self.options, validate_options({})
+        same = ("cls_loss", "box_loss", "assigner", "box_gain", "dfl_gain", "atss_epochs", "box_weight")
+        return quality is None and o["cls_loss"] == "bce" and all(o[k] == d[k] for k in same)
+
+    def box_weights(self, iou: torch.Tensor, target_scores: torch.Tensor, pred_probs: torch.Tensor,
+                    fg: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """(P,) weight of each positive's box IoU loss and DFL, as ``box_weight`` selects (see its option help)."""
+        o = self.options
+        if o["box_weight"] == "score":  # GFL (mmdetection GFLHead): the detached highest score of the anchor
+            return pred_probs.detach()[fg].max(-1).values.float()
+        if o["box_weight"] == "target" and o["cls_target"] == "tal":  # PP-YOLOE / YOLOv6: the class target
+            return target_scores[fg].sum(-1).float()
+        return iou[fg]  # VarifocalNet: the IoU (also what 'target' is with cls_target=iou)
 
     def get_assigned_targets_and_loss(self, preds: dict[str, torch.Tensor], batch: dict[str, Any], **assign_kwargs):
         """Compute (box, cls, dfl) losses with IoU-aware targets; same return contract as ``v8DetectionLoss``."""
         quality = preds.get("quality")  # DGQP's I, (b, 1, a), or None
-        o = self.options
-        if o["cls_loss"] == "bce" and quality is None and o["box_loss"] == "ciou" and o["assigner"] == "tal":
+        if self.is_stock_loss(quality):
             return super().get_assigned_targets_and_loss(preds, batch, **assign_kwargs)  # exactly stock
 
         loss = torch.zeros(3, device=self.device)  # box, cls, dfl
@@ -181,11 +231,11 @@ class GFLDetectionLoss(v8DetectionLoss):
 
         iou_target, iou = iou_aware_targets(pred_bboxes, target_bboxes_grid, target_labels, fg_mask, self.nc)
         cls_pred, logits = (pred_logits, True) if quality is None else (pred_probs, False)
-        loss[1] = self.classification_term(cls_pred, logits, target_scores, iou_target, fg_mask)
+        loss[1] = self.classification_term(cls_pred, logits, target_scores, iou_target, fg_mask, target_labels)
 
-        # Box IoU loss and DFL at positives, weighted by the IoU target and normalised by its sum.
+        # Box IoU loss and DFL at positives, weighted as box_weight says and normalised by the weights' sum.
         fg = fg_mask.nonzero(as_tuple=True)
-        weight = iou[fg]  # (P,)
+        weight = self.box_weights(iou, target_scores, pred_probs, fg)  # (P,)
         weight_sum = weight.sum().clamp(min=1)
         use_giou = self.options["box_loss"] == "giou"
         box_iou = bbox_iou(pred_bboxes[fg], target_bboxes_grid[fg], xywh=False, GIoU=use_giou, CIoU=not use_giou)
@@ -247,7 +297,7 @@ class VFNetDetectionLoss(GFLDetectionLoss):
         target_bboxes_grid = target_bboxes / stride_tensor
 
         iou_target, iou_refined = iou_aware_targets(refined_boxes, target_bboxes_grid, target_labels, fg_mask, self.nc)
-        loss[1] = self.classification_term(pred_logits, True, target_scores, iou_target, fg_mask)
+        loss[1] = self.classification_term(pred_logits, True, target_scores, iou_target, fg_mask, target_labels)
 
         fg = fg_mask.nonzero(as_tuple=True)
         tgt = target_bboxes_grid[fg].float()

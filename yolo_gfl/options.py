@@ -88,6 +88,42 @@ OPTIONS: dict[str, Option] = {
     "cls_gain": Option(
         1.0, float, "extra gain on the IoU-aware classification loss, on top of Ultralytics' cls gain", low=0.0, high=100.0
     ),
+    "box_weight": Option(
+        "iou",
+        str,
+        "weight of each positive's box IoU loss and DFL (normalised by the weights' sum): iou (its predicted box's IoU "
+        "with its ground truth; VarifocalNet), target (its classification target: TAL's soft target with "
+        "cls_target=tal, as PP-YOLOE/YOLOv6), score (its detached highest predicted score, J with DGQP; GFL as "
+        "mmdetection trains it). head=detect only",
+        choices=("iou", "target", "score"),
+    ),
+    "box_gain": Option(
+        1.0, float, "extra gain on the box IoU loss, on top of Ultralytics' box gain (recipes with other balances)",
+        low=0.0, high=100.0,
+    ),
+    "dfl_gain": Option(
+        1.0, float, "extra gain on DFL, on top of Ultralytics' dfl gain (recipes with other balances)", low=0.0,
+        high=100.0,
+    ),
+    "fg_neg": Option(
+        "focal",
+        str,
+        "loss on the other classes at a positive anchor (the look-alike classes of a real object): focal (the class "
+        "loss's own down-weighting of negatives) or bce (plain BCE towards 0, times fg_neg_weight); background anchors "
+        "keep the focal weighting either way",
+        choices=("focal", "bce"),
+    ),
+    "fg_neg_weight": Option(
+        1.0, float, "fg_neg=bce: weight of that BCE term (1: BCE's full weight)", low=0.0, high=10.0
+    ),
+    "atss_anchor_scale": Option(
+        5.0, float, "ATSS anchor box side in strides (5: mmdetection/YOLOv6's anchor-free ATSS; 8: the ATSS paper "
+        "and mmdetection's GFL/VFNet configs)", low=1.0, high=16.0,
+    ),
+    "atss_epochs": Option(
+        0, int, "assigner warm-up: ATSS for the first N epochs, then TAL (YOLOv6: 4 epochs; PP-YOLOE: the first third "
+        "of training); 0: off. Needs assigner=tal", low=0, high=100000,
+    ),
     "head": Option(
         "detect",
         str,
@@ -155,6 +191,11 @@ def validate_options(options: dict[str, Any] | None) -> dict[str, Any]:
         raise GFLOptionError(
             "yolo_gfl options head='vfnet' and dgqp=True cannot be combined: the VFNet head predicts the IoU-aware "
             "score itself. Use head=vfnet with dgqp=False, or dgqp=True with head=detect."
+        )
+    if checked["atss_epochs"] and checked["assigner"] != "tal":
+        raise GFLOptionError(
+            f"yolo_gfl option atss_epochs={checked['atss_epochs']} warms up with ATSS before switching to TAL, but "
+            f"assigner={checked['assigner']!r}: use assigner=tal with atss_epochs, or atss_epochs=0."
         )
     if checked["head"] == "vfnet" and checked["vfnet_init_weight"] + checked["vfnet_refine_weight"] <= 0:
         raise GFLOptionError(

@@ -7,6 +7,7 @@ from typing import Any
 
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
+from ultralytics.utils.torch_utils import unwrap_model
 
 from ..configs import load_model_cfg
 from ..nn.model import build_detection_model
@@ -14,6 +15,24 @@ from ..options import validate_options
 from .validator import GFLValidator
 
 __all__ = ["GFLTrainer"]
+
+
+def _track_epoch(trainer: DetectionTrainer) -> None:
+    """Tell the model and its criterion the epoch that starts (the ATSS warm-up, ``atss_epochs``, switches on it).
+
+    The model keeps it as ``gfl_epoch`` because Ultralytics builds the criterion lazily, on the first loss of a run
+    (also of a resumed one), after this callback has run.
+    """
+    model = unwrap_model(trainer.model)
+    model.gfl_epoch = trainer.epoch
+    if getattr(trainer, "ema", None) is not None:
+        trainer.ema.ema.gfl_epoch = trainer.epoch  # its validation loss assigns as training does
+    criterion = getattr(model, "criterion", None)
+    if criterion is not None and hasattr(criterion, "epoch"):
+        warm = getattr(criterion, "warmup_assigner", None) is not None
+        if warm and trainer.epoch == criterion.options["atss_epochs"]:
+            LOGGER.info(f"yolo_gfl: ATSS warm-up over after {trainer.epoch} epochs; assigning with TAL from now on")
+        criterion.epoch = trainer.epoch
 
 
 class GFLTrainer(DetectionTrainer):
@@ -35,6 +54,7 @@ class GFLTrainer(DetectionTrainer):
         validate_options(gfl_overrides)  # a bad option fails before any run folder is made
         self.gfl_overrides = dict(gfl_overrides or {})
         super().__init__(cfg, overrides, _callbacks)
+        self.add_callback("on_train_epoch_start", _track_epoch)
         if self.resume and self.gfl_overrides:
             LOGGER.warning(f"Resume ignores yolo_gfl options {self.gfl_overrides}, using the checkpoint's variant.")
             self.gfl_overrides = {}

@@ -113,7 +113,9 @@ class GFLValidator(DetectionValidator):
             self.coco_stats = coco_evaluate(gt, dets, save_dir=self.save_dir, verbose=True)
             stats.update({f"coco/{k}": v for k, v in self.coco_stats.items()})
         if self.calibration_on:
-            self.calibration = calibration_report(collect_pairs(self._dets, self._gts), save_dir=self.save_dir)
+            self.calibration = calibration_report(
+                collect_pairs(self._dets, self._gts), save_dir=self.save_dir, detections=self._dets
+            )
             rho, r = self.calibration["spearman"], self.calibration["pearson"]
             LOGGER.info(
                 f"Score-IoU calibration over {self.calibration['count']} matched detections: "

@@ -27,9 +27,10 @@ import numpy as np
 from .coco import _numpy, as_detection_arrays
 
 __all__ = ["box_iou_np", "match_detections", "collect_pairs", "rankdata_average", "pearson", "spearman",
-           "calibration_report"]  # fmt: skip
+           "calibration_report", "KEEP_CONF"]  # fmt: skip
 
 N_BINS = 10  # score deciles
+KEEP_CONF = 0.25  # the detections a user keeps: Ultralytics' default predict confidence threshold
 
 
 # --------------------------------------------------------------------------------------------------------- matching
@@ -170,7 +171,11 @@ def _decile_table(scores: np.ndarray, ious: np.ndarray) -> list[dict[str, float 
 
 
 def calibration_report(
-    pairs_or_arrays, save_dir: str | os.PathLike | None = None, name: str = "calibration"
+    pairs_or_arrays,
+    save_dir: str | os.PathLike | None = None,
+    name: str = "calibration",
+    detections: Sequence[Any] | None = None,
+    keep_conf: float = KEEP_CONF,
 ) -> dict[str, Any]:
     """Correlation between detection score and IoU, with a per-decile table; optionally saved as CSV/JSON/PNG.
 
@@ -181,13 +186,18 @@ def calibration_report(
         save_dir: when given, writes ``<name>.csv`` (the decile table), ``<name>.json`` (this dict) and ``<name>.png``
             (score vs IoU: scatter, or a 2-D histogram for many pairs, with the decile means and y = x overlaid).
         name: file stem for the outputs.
+        detections: optionally the per-image detections the pairs came from (each (N_i, 6) ``[x1, y1, x2, y2,
+            score, cls]``), to count how many a detector emits per image, matched or not.
+        keep_conf: the score from which a user keeps a detection (Ultralytics' predict default, 0.25).
 
     Returns:
         Plain dict: ``count`` (int), ``pearson`` and ``spearman`` (float in [-1, 1], or **None** when undefined:
         fewer than 2 pairs, or constant scores or IoUs -- a made-up 0.0 would read as "no correlation", whereas None
         says "not measurable", and None is valid JSON where NaN is not), ``score_mean``/``iou_mean`` (float or None
         when empty), ``deciles`` (list of ``{bin, count, score_min, score_max, score_mean, iou_mean}``), and
-        ``warning`` (str, or None when all is well).
+        ``warning`` (str, or None when all is well); ``kept``: ``{conf, count, spearman, pearson}`` over the pairs
+        scoring at least ``keep_conf`` (the ranking among the boxes a user keeps); with ``detections``,
+        ``detections_per_image`` and ``kept_per_image`` (means over images, all detections, matched or not).
     """
     pairs = _as_pairs(pairs_or_arrays)
     warnings = []
@@ -214,6 +224,14 @@ def calibration_report(
         "deciles": _decile_table(scores, ious),
         "warning": "; ".join(warnings) or None,
     }
+    kept = scores >= keep_conf
+    report["kept"] = {"conf": float(keep_conf), "count": int(kept.sum()), "spearman": spearman(scores[kept], ious[kept]),
+                      "pearson": pearson(scores[kept], ious[kept])}  # fmt: skip
+    if detections is not None:
+        per_image = [as_detection_arrays(d)[1] for d in detections]
+        n_img = max(1, len(per_image))
+        report["detections_per_image"] = sum(len(s_) for s_ in per_image) / n_img
+        report["kept_per_image"] = sum(int((s_ >= keep_conf).sum()) for s_ in per_image) / n_img
 
     if save_dir is not None:
         save_dir = Path(save_dir)

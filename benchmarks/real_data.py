@@ -1,0 +1,387 @@
+"""Real-data fine-tune benchmark: COCO yolov8n.pt fine-tuned on real data sets, stock YOLOv8n beside each IoU-aware
+variant, same seeds, paired differences to stock.
+
+    python benchmarks/real_data.py                   # the full record: 3 seeds, every data set, stock + shipped variants
+    python benchmarks/real_data.py --quick           # the search: seed 0, fewer epochs, stock + shipped + -vfnet
+    python benchmarks/real_data.py --quick --models yolov8n.yaml,benchmarks/configs/yolov8n-ppyoloe.yaml --datasets chess
+    python benchmarks/real_data.py --report-only     # print and rewrite the tables from the record alone
+
+This is what a user does with yolo_gfl: take Ultralytics' COCO weights, fine-tune them on their own images with
+Ultralytics' default training arguments, and keep the detections above a confidence threshold. Every cell builds the
+model config fresh, receives every matching tensor of ``yolov8n.pt`` (``pretrained=``), and trains with Ultralytics'
+defaults (``optimizer=auto``, mosaic, ``close_mosaic=10``, ...) except what the benchmark must fix: epochs, image size,
+batch 16, the seed (with ``deterministic=True``), and ``val=False`` (the final weights are scored once on the val split,
+not picked by it). Cells run through the zoo (``yolo_gfl.zoo.run_zoo``, ``jobs=2``: one core per cell here).
+
+Resuming: the zoo keeps finished cells in its folder, and the record (``--record``, committed to git) keeps them
+across sessions: a cell already in the record with the same data set, model, seed, schedule and arguments is not run
+again. The record is made by this script only: ``{"stock": ..., "datasets": {...}, "cells": [...]}``, one cell per
+(data set, model, seed) with mAP50-95, mAP50, AP75, COCO AP, score-IoU Spearman (all matched detections, and those a
+user keeps at conf >= 0.25) and detections per image; the Markdown beside it holds the tables this script prints.
+
+The schedules (epochs, image size, subsampling) are chosen from stock's own mAP50-95 curves: see docs/real_data.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import statistics
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("YOLO_OFFLINE", "1")  # the weights and images are local; nothing may download
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SHARED = ROOT.parent / "shared"
+STOCK = "yolov8n.yaml"
+SHIPPED = ["yolov8n.yaml", "yolov8n-vfl.yaml", "yolov8n-qfl.yaml", "yolov8n-gfl.yaml"]
+QUICK_EXTRA = ["yolov8n-vfnet.yaml"]  # 7x stock's CPU training step: the search only, until it is cheaper
+RECORD = ROOT / "benchmarks" / "results" / "real_data.json"
+QUICK_RECORD = ROOT / "benchmarks" / "results" / "real_data_quick.json"
+
+# Per data set: its YAML under ../shared/datasets, the image size at which its objects survive, the schedule, and an
+# optional fixed-seed subsample of the train split (None: all images). See docs/real_data.md for the evidence.
+DATASETS: dict[str, dict[str, Any]] = {
+    "aquarium": {"yaml": "aquarium/aquarium.yaml", "imgsz": 320, "epochs": 20, "quick_epochs": 10, "train": None},
+    "chess": {"yaml": "chess/chess.yaml", "imgsz": 320, "epochs": 30, "quick_epochs": 15, "train": None},
+    "cells": {"yaml": "cells/cells.yaml", "imgsz": 224, "epochs": 15, "quick_epochs": 8, "train": 600},
+    "coco128": {"yaml": "coco128/coco128.yaml", "imgsz": 320, "epochs": 15, "quick_epochs": 8, "train": None},
+}
+METRICS = ("mAP50-95", "mAP50", "AP75", "coco_AP", "spearman", "spearman_kept", "dets_per_image", "kept_per_image")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+class BenchmarkError(ValueError):
+    """A request the benchmark cannot run: names the problem and the fix."""
+
+
+# ------------------------------------------------------------------------------------------------------------- data
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _split_folder(data_yaml: Path, split: str) -> Path:
+    from ultralytics.utils import YAML
+
+    cfg = YAML.load(data_yaml)
+    if split not in cfg:
+        raise BenchmarkError(f"{data_yaml} has no '{split}:' entry")
+    folder = (data_yaml.parent / cfg[split]).resolve()
+    if not folder.is_dir():
+        raise BenchmarkError(f"{data_yaml}: its {split} folder {folder} does not exist")
+    return folder
+
+
+def prepare_data(name: str, data_yaml: Path, out_dir: Path, train: int | None, val: int | None) -> Path:
+    """The data YAML a cell trains on: the original, or one whose splits are fixed-seed subsamples (image lists).
+
+    A subsample draws ``train`` (``val``) images of the split with ``random.Random(0)``, so every session and machine
+    trains on the same images; Ultralytics reads the list file and finds each label beside ``images/`` as usual.
+    """
+    if train is None and val is None:
+        return data_yaml.resolve()
+    from ultralytics.utils import YAML
+
+    cfg = YAML.load(data_yaml)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    derived = {"names": cfg["names"]}
+    for split, n in (("train", train), ("val", val)):
+        folder = _split_folder(data_yaml, split)
+        images = _images(folder)
+        if n is not None and n < len(images):
+            images = sorted(random.Random(0).sample(images, n))
+            listing = out_dir / f"{name}-{split}-{n}.txt"
+            listing.write_text("".join(f"{p}\n" for p in images))
+            derived[split] = str(listing)
+        else:
+            derived[split] = str(folder)
+    out = out_dir / f"{name}-t{train}-v{val}.yaml"
+    YAML.save(out, derived)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------- record
+def _digest(obj: Any) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def load_record(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {"stock": STOCK, "datasets": {}, "cells": []}
+    try:
+        record = json.loads(path.read_text())
+    except ValueError as e:
+        raise BenchmarkError(f"{path} is not valid JSON ({e}); restore it from git (`git checkout {path}`)") from None
+    if not isinstance(record, dict) or not isinstance(record.get("cells"), list):
+        raise BenchmarkError(f"{path} is not a benchmark record (no 'cells' list); restore it from git")
+    record.setdefault("datasets", {})
+    return record
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _extras(cell: dict) -> dict[str, Any]:
+    """What the zoo's table row lacks, read from the cell's calibration report (written by GFLValidator)."""
+    val_dir = cell.get("val_dir")
+    report = {}
+    if val_dir and (Path(val_dir) / "calibration.json").exists():
+        report = json.loads((Path(val_dir) / "calibration.json").read_text())
+    kept = report.get("kept") or {}
+    return {"spearman_kept": kept.get("spearman"), "kept_pairs": kept.get("count"),
+            "dets_per_image": report.get("detections_per_image"), "kept_per_image": report.get("kept_per_image")}
+
+
+def config_digest(model: str) -> str:
+    """A digest of a model config's text, so a cell made with an older version of a config is not taken as done."""
+    from yolo_gfl.configs import resolve_model_cfg
+
+    path = Path(resolve_model_cfg(model))
+    return _digest(path.read_text() if path.is_file() else model)
+
+
+def record_cell(data: str, setting: dict[str, Any], zoo_row: dict[str, Any], config: str) -> dict[str, Any]:
+    """One record entry from a finished zoo cell."""
+    return {
+        "data": data, "model": zoo_row["model"], "seed": zoo_row["seed"], "setting": setting["digest"],
+        "config": config,
+        "epochs": setting["epochs"], "imgsz": setting["imgsz"],
+        "mAP50-95": zoo_row["mAP50-95"], "mAP50": zoo_row["mAP50"], "AP75": zoo_row["mAP75"],
+        "coco_AP": zoo_row.get("coco_AP"), "coco_AP75": zoo_row.get("coco_AP75"), "spearman": zoo_row.get("spearman"),
+        **_extras(zoo_row),
+        "train_images": zoo_row.get("train_images"), "train_s": zoo_row.get("train_s"),
+        "epoch_s": zoo_row.get("epoch_s"), "machine": zoo_row.get("machine"),
+        "versions": zoo_row.get("versions"), "finished_at": zoo_row.get("finished_at"),
+    }  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------------- statistics
+def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def paired_delta(cells: list[dict], data: str, model: str, key: str = "mAP50-95") -> tuple[float | None, float | None, int]:
+    """Mean over seeds of (model - stock) on the same seed, its standard error, and the number of pairs."""
+    by_seed = {c["seed"]: c[key] for c in cells if c["data"] == data and c["model"] == Path(STOCK).stem
+               and c.get(key) is not None}
+    diffs = [c[key] - by_seed[c["seed"]] for c in cells if c["data"] == data and c["model"] == model
+             and c["seed"] in by_seed and c.get(key) is not None]
+    if not diffs:
+        return None, None, 0
+    mean = statistics.fmean(diffs)
+    se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else None
+    return mean, se, len(diffs)
+
+
+def _fmt(mean: float | None, sd: float | None, scale: float, digits: int, sign: bool = False) -> str:
+    if mean is None:
+        return "—"
+    text = f"{mean * scale:+.{digits}f}" if sign else f"{mean * scale:.{digits}f}"
+    return text + ("" if sd is None else f" ± {sd * scale:.{digits}f}")
+
+
+COLUMNS = (("mAP50-95", 100, 1), ("mAP50", 100, 1), ("AP75", 100, 1), ("coco_AP", 100, 1), ("spearman", 1, 3),
+           ("spearman_kept", 1, 3), ("dets_per_image", 1, 1), ("kept_per_image", 1, 1))
+
+
+def tables(record: dict[str, Any]) -> str:
+    """Markdown: one table per data set (means ± std over seeds, paired Δ to stock ± SE) and a summary table."""
+    cells = record["cells"]
+    stock = Path(record["stock"]).stem
+    data_names = [d for d in record["datasets"] if any(c["data"] == d for c in cells)]
+    models = list(dict.fromkeys([stock] + [c["model"] for c in cells]))
+    out = []
+    head = ("| model | seeds | mAP50-95 | mAP50 | AP75 | COCO AP | Spearman | Spearman (conf >= 0.25) | dets/img | "
+            "kept/img | Δ mAP50-95 | Δ AP75 | Δ Spearman |")
+    rule = "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    summary: dict[str, list[tuple]] = {}
+    for d in data_names:
+        s = record["datasets"][d]
+        out += [f"### {d}", "", f"{s['epochs']} epochs at {s['imgsz']} px, {s.get('train_images', 'all')} train images, "
+                f"batch {s['batch']}; mAP and AP in %.", "", head, rule]
+        for m in models:
+            rows = [c for c in cells if c["data"] == d and c["model"] == m]
+            if not rows:
+                continue
+            vals = [_fmt(*_mean_sd([r[k] for r in rows if r.get(k) is not None]), scale, dg) for k, scale, dg in COLUMNS]
+            deltas = []
+            for key, scale, dg in (("mAP50-95", 100, 1), ("AP75", 100, 1), ("spearman", 1, 3)):
+                mean, se, n = paired_delta(cells, d, m, key)
+                deltas.append("" if m == stock else _fmt(mean, se, scale, dg, sign=True))
+                if m != stock and key == "mAP50-95" and mean is not None:
+                    summary.setdefault(m, []).append((d, mean, se, n))
+            out.append(f"| {m} | {len(rows)} | " + " | ".join(vals + deltas) + " |")
+        out.append("")
+    if summary:
+        out += ["### Summary: paired Δ mAP50-95 to stock (points, mean over seeds ± SE)", "",
+                "| model | " + " | ".join(data_names) + " | mean over data sets |", "|---|" + "--:|" * (len(data_names) + 1)]
+        for m, entries in summary.items():
+            by_data = {d: (mean, se) for d, mean, se, _ in entries}
+            cols = [_fmt(*by_data[d], 100, 2, sign=True) if d in by_data else "—" for d in data_names]
+            if len(by_data) == len(data_names):
+                mean = statistics.fmean(v[0] for v in by_data.values())
+                ses = [v[1] for v in by_data.values()]
+                se = math.sqrt(sum(x * x for x in ses)) / len(ses) if all(x is not None for x in ses) else None
+                cols.append(_fmt(mean, se, 100, 2, sign=True))
+            else:
+                cols.append("—")
+            out.append(f"| {m} | " + " | ".join(cols) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+# -------------------------------------------------------------------------------------------------------------- run
+def _models(text: str | None, quick: bool) -> list[str]:
+    models = [m.strip() for m in text.split(",") if m.strip()] if text else SHIPPED + (QUICK_EXTRA if quick else [])
+    if STOCK not in models:
+        models.insert(0, STOCK)  # every difference is paired with stock on the same seed
+    return models
+
+
+def settings_for(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    spec = DATASETS[name]
+    epochs = args.epochs or (spec["quick_epochs"] if args.quick else spec["epochs"])
+    imgsz = args.imgsz or spec["imgsz"]
+    train = args.train_images if args.train_images is not None else spec["train"]
+    setting = {"yaml": spec["yaml"], "epochs": epochs, "imgsz": imgsz, "batch": args.batch, "train_images": train,
+               "val_images": args.val_images, "weights": Path(args.weights).name, "train_args": args.extra}
+    setting["digest"] = _digest(setting)
+    return setting
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from benchmarks.zoo_args import extra_train_args
+    from yolo_gfl.zoo import ZooCellError, ZooError, run_zoo
+
+    record_path = Path(args.record)
+    record = load_record(record_path)
+    args.extra = extra_train_args(args)
+    names = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    unknown = [d for d in names if d not in DATASETS]
+    if unknown:
+        raise BenchmarkError(f"unknown data set(s) {unknown}: choose from {', '.join(DATASETS)}")
+    shared = Path(args.shared)
+    weights = Path(args.weights)
+    if not args.report_only:
+        if not weights.is_file():
+            raise BenchmarkError(f"--weights {weights} does not exist: give Ultralytics' yolov8n.pt "
+                                 f"(expected at {SHARED / 'weights' / 'yolov8n.pt'})")
+        for d in names:
+            if not (shared / "datasets" / DATASETS[d]["yaml"]).is_file():
+                raise BenchmarkError(f"data set {d}: {shared / 'datasets' / DATASETS[d]['yaml']} does not exist; "
+                                     "give --shared, the folder holding datasets/ (../shared beside the checkout)")
+    models = _models(args.models, args.quick)
+    seeds = [int(s) for s in str(args.seeds or ("0" if args.quick else "0,1,2")).split(",") if s.strip()]
+    failed = []
+    for d in names:
+        setting = settings_for(d, args)
+        record["datasets"].setdefault(d, {k: v for k, v in setting.items()})
+        if record["datasets"][d]["digest"] != setting["digest"]:
+            raise BenchmarkError(f"{record_path} holds {d} cells made with other settings "
+                                 f"({record['datasets'][d]}); use another --record for this request")
+        if args.report_only:
+            continue
+        configs = {Path(m).stem: config_digest(m) for m in models}
+        stale = [c for c in record["cells"] if c["data"] == d and c["model"] in configs
+                 and c.get("config") != configs[c["model"]]]
+        if stale:
+            raise BenchmarkError(f"{record_path} holds {d} cells of {sorted({c['model'] for c in stale})} made with "
+                                 "another version of their config: give the changed config a new name")
+        have = {(c["model"], c["seed"]) for c in record["cells"] if c["data"] == d}
+        todo = [m for m in models if any((Path(m).stem, s) not in have for s in seeds)]
+        if not todo:
+            print(f"== {d}: every requested cell is in the record", flush=True)
+            continue
+        project = Path(args.project)
+        data_yaml = prepare_data(d, shared / "datasets" / setting["yaml"], project / "data",
+                                 setting["train_images"], setting["val_images"])
+        print(f"== {d}: {len(todo)} model(s) x {len(seeds)} seed(s), {setting['epochs']} epochs at "
+              f"{setting['imgsz']} px", flush=True)
+        zoo_name = f"real_data-{d}-{setting['digest']}"
+        train_args = dict(batch=args.batch, workers=args.workers, device=args.device, val=False,
+                          pretrained=str(weights.resolve()), **args.extra)
+        try:
+            rows = run_zoo(models=todo, data=str(data_yaml), epochs=setting["epochs"], seeds=seeds,
+                           imgsz=setting["imgsz"], project=str(project), name=zoo_name,
+                           latency_runs=args.latency_runs, jobs=args.jobs, **train_args)
+        except ZooError as e:
+            raise BenchmarkError(str(e)) from None
+        except ZooCellError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed.append(d)
+            rows = []
+        cell_dir = project / zoo_name / "cells"
+        for row in rows:
+            if (row["model"], row["seed"]) in have:
+                continue
+            full = json.loads((cell_dir / f"{row['model']}-s{row['seed']}.json").read_text())  # the zoo's cell file
+            record["cells"].append(record_cell(d, setting, {**full, **row}, configs[row["model"]]))
+            have.add((row["model"], row["seed"]))
+        record["cells"].sort(key=lambda c: (list(record["datasets"]).index(c["data"]), c["model"] != Path(STOCK).stem,
+                                            c["model"], c["seed"]))
+        record["updated"] = datetime.now().astimezone().isoformat(timespec="seconds")
+        _write_atomic(record_path, json.dumps(record, indent=1, allow_nan=False) + "\n")  # after every data set
+    md = tables(record)
+    header = (f"# Real-data fine-tune benchmark\n\nMade by `python {' '.join(['benchmarks/real_data.py'] + args.argv)}`"
+              f" from `{record_path.name}` (never edited by hand); updated {record.get('updated', '—')}.\n\n")
+    if not args.report_only:
+        _write_atomic(record_path.with_suffix(".md"), header + md + "\n")
+    print(md)
+    if failed:
+        raise SystemExit(f"cells failed on {failed}: see the zoo logs; rerun the same command to resume")
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="search mode: seed 0, the shorter schedules, -vfnet too, "
+                    f"record {QUICK_RECORD.relative_to(ROOT)}")
+    ap.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated (default %(default)s)")
+    ap.add_argument("--models", default=None, help=f"comma-separated configs (default {','.join(SHIPPED)}; "
+                    f"--quick adds {','.join(QUICK_EXTRA)}); stock is always added")
+    ap.add_argument("--seeds", default=None, help="comma-separated (default 0,1,2; --quick: 0)")
+    ap.add_argument("--epochs", type=int, default=None, help="override every data set's schedule")
+    ap.add_argument("--imgsz", type=int, default=None, help="override every data set's image size")
+    ap.add_argument("--train-images", type=int, default=None, help="fixed-seed subsample of every train split")
+    ap.add_argument("--val-images", type=int, default=None, help="fixed-seed subsample of every val split")
+    ap.add_argument("--batch", type=int, default=16, help="batch size (default %(default)s, Ultralytics' default)")
+    ap.add_argument("--workers", type=int, default=2, help="data-loader workers (default %(default)s)")
+    ap.add_argument("--device", default="cpu", help="cpu, or a CUDA device such as 0 (default %(default)s)")
+    ap.add_argument("--jobs", type=int, default=2, help="cells trained at once (default %(default)s)")
+    ap.add_argument("--latency-runs", type=int, default=5, help="timed forward passes per cell (default %(default)s)")
+    ap.add_argument("--weights", default=str(SHARED / "weights" / "yolov8n.pt"), help="default %(default)s")
+    ap.add_argument("--shared", default=str(SHARED), help="folder holding datasets/ (default %(default)s)")
+    ap.add_argument("--project", default=str(ROOT / "runs" / "real_data"), help="zoo folders (default %(default)s)")
+    ap.add_argument("--record", default=None, help=f"record JSON (default {RECORD.relative_to(ROOT)}; --quick: "
+                    f"{QUICK_RECORD.relative_to(ROOT)})")
+    ap.add_argument("--report-only", action="store_true", help="print the tables of the record; run nothing")
+    ap.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
+                    help="another Ultralytics train argument or yolo_gfl option for every cell (repeatable)")
+    args = ap.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    args.record = args.record or str(QUICK_RECORD if args.quick else RECORD)
+    try:
+        run(args)
+    except BenchmarkError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

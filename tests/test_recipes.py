@@ -1,0 +1,185 @@
+"""The training-recipe options (issue: detect better than stock on real data): each against a hand computation, the
+ATSS warm-up switching in a real training, and their checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from ultralytics.utils.metrics import bbox_iou
+from ultralytics.utils.tal import bbox2dist, make_anchors
+
+from yolo_gfl.assigners import ATSSAssigner
+from yolo_gfl.criterion import GFLDetectionLoss
+from yolo_gfl.losses import distribution_focal_loss, quality_focal_loss, varifocal_loss
+from yolo_gfl.options import GFLOptionError, validate_options
+
+from .conftest import TINY_TRAIN
+from .test_criterion import make_batch
+from .test_criterion import make_model as make_model_nc3
+
+
+def make_model(nc_: int = 3, **options):
+    """test_criterion's tiny yolov8n with ``nc_`` classes."""
+    if nc_ == 3:
+        return make_model_nc3(**options)
+    from ultralytics.cfg import get_cfg
+
+    from yolo_gfl.configs import load_model_cfg
+    from yolo_gfl.nn import GFLDetectionModel
+
+    torch.manual_seed(0)
+    cfg = load_model_cfg("yolov8n.yaml")
+    cfg["gfl"], cfg["nc"] = options, nc_
+    model = GFLDetectionModel(cfg, verbose=False)
+    model.args = get_cfg()
+    return model
+
+
+@pytest.mark.parametrize("cls_loss,weight", [("vfl", 1.0), ("qfl", 1.0), ("vfl", 0.5)])
+def test_fg_neg_bce_replaces_the_other_classes_at_positives(cls_loss, weight):
+    """fg_neg=bce: at a positive anchor every class but its own gets weight x BCE towards 0; all else as before."""
+    torch.manual_seed(2)
+    logits = torch.randn(2, 30, 4)
+    fg = torch.zeros(2, 30, dtype=torch.bool)
+    fg[0, [1, 5]] = True
+    fg[1, [7]] = True
+    labels = torch.zeros(2, 30, dtype=torch.long)
+    labels[0, 1], labels[0, 5], labels[1, 7] = 3, 0, 2
+    target = torch.zeros(2, 30, 4)
+    target[0, 1, 3], target[0, 5, 0], target[1, 7, 2] = 0.8, 0.6, 0.9  # IoUs at their own classes; sum 2.3
+
+    fn = varifocal_loss if cls_loss == "vfl" else quality_focal_loss
+    elem = fn(logits, target, logits=True)
+    for b, a, own in ((0, 1, 3), (0, 5, 0), (1, 7, 2)):  # by hand: softplus(x) = -log(1 - sigmoid(x))
+        for c in range(4):
+            if c != own:
+                elem[b, a, c] = weight * -torch.log1p(-torch.sigmoid(logits[b, a, c]))
+    crit = GFLDetectionLoss(make_model(cls_loss=cls_loss, cls_norm="sum", fg_neg="bce", fg_neg_weight=weight, nc_=4))
+    got = crit.classification_term(logits, True, torch.zeros_like(target), target, fg, labels)
+    torch.testing.assert_close(got, elem.sum() / 2.3)
+    # with the focal default nothing changes, and a background anchor keeps the focal weight under fg_neg=bce
+    plain = GFLDetectionLoss(make_model(cls_loss=cls_loss, cls_norm="sum", nc_=4))
+    torch.testing.assert_close(plain.classification_term(logits, True, torch.zeros_like(target), target, fg, labels),
+                               fn(logits, target, logits=True).sum() / 2.3)
+    assert elem[0, 0].tolist() == fn(logits, target, logits=True)[0, 0].tolist()
+
+
+def test_fg_neg_bce_on_probabilities_with_dgqp():
+    """With DGQP the class loss sees probabilities J: the BCE term is -log(1 - J)."""
+    torch.manual_seed(3)
+    prob = torch.rand(1, 10, 3) * 0.9
+    fg = torch.zeros(1, 10, dtype=torch.bool)
+    fg[0, 4] = True
+    labels = torch.zeros(1, 10, dtype=torch.long)
+    labels[0, 4] = 1
+    target = torch.zeros(1, 10, 3)
+    target[0, 4, 1] = 0.7
+    elem = quality_focal_loss(prob, target, logits=False)
+    elem[0, 4, 0], elem[0, 4, 2] = -torch.log1p(-prob[0, 4, 0]), -torch.log1p(-prob[0, 4, 2])
+    crit = GFLDetectionLoss(make_model(cls_loss="qfl", dgqp=True, fg_neg="bce"))
+    got = crit.classification_term(prob, False, torch.zeros_like(target), target, fg, labels)
+    torch.testing.assert_close(got, elem.sum() / 1.0)  # one positive: cls_norm=pos divides by 1
+
+
+class ScoredAssigner:
+    """A known assignment with TAL-like soft target scores, so the box weights can be checked by hand."""
+
+    def __init__(self, fg_index, labels, boxes, scores):
+        self.fg_index, self.labels, self.boxes, self.scores = fg_index, labels, boxes, scores
+
+    def __call__(self, pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt):
+        b, a, nc = pd_scores.shape
+        fg = torch.zeros(b, a, dtype=torch.bool)
+        fg[0, self.fg_index] = True
+        labels = torch.zeros(b, a, dtype=torch.long)
+        labels[0, self.fg_index] = self.labels
+        boxes = torch.zeros(b, a, 4)
+        boxes[0, self.fg_index] = self.boxes
+        scores = torch.zeros(b, a, nc)
+        scores[0, self.fg_index, self.labels] = self.scores
+        return labels, boxes, scores, fg, torch.zeros(b, a, dtype=torch.long)
+
+
+@pytest.mark.parametrize("box_weight", ["iou", "target", "score"])
+def test_box_weight_and_gains_against_hand_computation(box_weight):
+    model = make_model(cls_loss="vfl", cls_target="tal", cls_norm="sum", box_loss="giou", box_weight=box_weight,
+                       box_gain=0.5, dfl_gain=0.25, cls_gain=2.0)
+    crit = GFLDetectionLoss(model)
+    fg_index, labels = torch.tensor([10, 20, 30]), torch.tensor([0, 2, 1])
+    gt_boxes = torch.tensor([[8.0, 8.0, 40.0, 40.0], [0.0, 0.0, 64.0, 64.0], [30.0, 20.0, 50.0, 60.0]])  # pixels
+    tal = torch.tensor([0.9, 0.3, 0.6])  # the assigner's soft targets; sum 1.8
+    crit.assigner = ScoredAssigner(fg_index, labels, gt_boxes, tal)
+    batch = make_batch()
+    preds = model(batch["img"])
+    loss, _ = crit(preds, batch)
+
+    anchors, strides = make_anchors(preds["feats"], model.stride, 0.5)
+    dist = preds["boxes"].permute(0, 2, 1)
+    pred_box = crit.bbox_decode(anchors, dist)[0, fg_index]
+    gt_grid = gt_boxes / strides[fg_index]
+    iou = bbox_iou(pred_box.detach(), gt_grid, xywh=False).squeeze(-1).clamp(0)
+    logits = preds["scores"].permute(0, 2, 1)
+    weight = {"iou": iou, "target": tal, "score": logits[0, fg_index].detach().sigmoid().max(-1).values}[box_weight]
+    target = torch.zeros_like(logits)
+    target[0, fg_index, labels] = tal
+    cls = varifocal_loss(logits, target, logits=True).sum() / 1.8
+    giou = bbox_iou(pred_box, gt_grid, xywh=False, GIoU=True).squeeze(-1)
+    box = ((1 - giou) * weight).sum() / weight.sum().clamp(min=1)
+    ltrb = bbox2dist(anchors[fg_index], gt_grid, 15)
+    dfl = distribution_focal_loss(dist[0, fg_index].reshape(-1, 16), ltrb.reshape(-1)).view(-1, 4).mean(-1)
+    dfl = (dfl * weight).sum() / weight.sum().clamp(min=1)
+    expected = torch.stack([box * 7.5 * 0.5, cls * 0.5 * 2.0, dfl * 1.5 * 0.25]) * 2  # gains x batch size
+    torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_atss_warmup_assigner_switches_by_epoch():
+    model = make_model(cls_loss="vfl", atss_epochs=2, atss_anchor_scale=8.0)
+    crit = model.init_criterion()
+    assert isinstance(crit.warmup_assigner, ATSSAssigner) and crit.warmup_assigner.anchor_scale == 8.0
+    names = []
+    for epoch in range(4):
+        crit.epoch = epoch
+        loss, _ = crit(model(make_batch()["img"]), make_batch())
+        assert torch.isfinite(loss).all()
+        names.append(crit.assigner_in_use)
+    assert names == ["atss", "atss", "tal", "tal"]
+    model.gfl_epoch = 3  # a criterion built lazily in a resumed run starts at the model's epoch
+    assert model.init_criterion().current_assigner()[1] == "tal"
+
+
+def test_recipe_option_checks():
+    with pytest.raises(GFLOptionError, match="atss_epochs=4 .*assigner='atss'"):
+        validate_options({"atss_epochs": 4, "assigner": "atss"})
+    with pytest.raises(GFLOptionError, match="box_weight='max' is not valid: expected iou | target | score"):
+        validate_options({"box_weight": "max"})
+    with pytest.raises(GFLOptionError, match="fg_neg"):
+        validate_options({"fg_neg": "ce"})
+    with pytest.raises(GFLOptionError, match="fg_neg_weight"):
+        validate_options({"fg_neg_weight": -1})
+    assert validate_options({"atss_epochs": "3"})["atss_epochs"] == 3
+
+
+def test_stock_loss_only_when_no_recipe_knob_is_set():
+    assert GFLDetectionLoss(make_model(cls_loss="bce")).is_stock_loss(None)
+    for knob in ({"box_gain": 0.5}, {"dfl_gain": 2.0}, {"atss_epochs": 1}, {"box_weight": "score"}):
+        assert not GFLDetectionLoss(make_model(cls_loss="bce", **knob)).is_stock_loss(None), knob
+
+
+@pytest.mark.slow
+def test_atss_warmup_switches_at_the_planned_epoch_in_real_training(coco128_yaml, tmp_path):
+    """Two real epochs through the Ultralytics trainer with atss_epochs=1: epoch 1 assigns with ATSS, epoch 2 with TAL."""
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    from yolo_gfl import YOLOGFL
+
+    seen: dict[int, set] = {}
+
+    def record(trainer):
+        crit = unwrap_model(trainer.model).criterion
+        seen.setdefault(trainer.epoch, set()).add(crit.assigner_in_use)
+
+    model = YOLOGFL("yolov8n-vfl.yaml")
+    model.add_callback("on_train_batch_end", record)
+    model.train(data=coco128_yaml, project=str(tmp_path), name="warm", atss_epochs=1,
+                **{**TINY_TRAIN, "epochs": 2, "val": False})
+    assert seen == {0: {"atss"}, 1: {"tal"}}
