@@ -51,10 +51,10 @@ QUICK_RECORD = ROOT / "benchmarks" / "results" / "real_data_quick.json"
 # Per data set: its YAML under ../shared/datasets, the image size at which its objects survive, the schedule, and an
 # optional fixed-seed subsample of the train split (None: all images). See docs/real_data.md for the evidence.
 DATASETS: dict[str, dict[str, Any]] = {
-    "aquarium": {"yaml": "aquarium/aquarium.yaml", "imgsz": 320, "epochs": 20, "quick_epochs": 10, "train": None},
-    "chess": {"yaml": "chess/chess.yaml", "imgsz": 320, "epochs": 30, "quick_epochs": 15, "train": None},
-    "cells": {"yaml": "cells/cells.yaml", "imgsz": 224, "epochs": 15, "quick_epochs": 8, "train": 600},
-    "coco128": {"yaml": "coco128/coco128.yaml", "imgsz": 320, "epochs": 15, "quick_epochs": 8, "train": None},
+    "aquarium": {"yaml": "aquarium/aquarium.yaml", "imgsz": 320, "epochs": 20, "quick_epochs": 8, "train": None},
+    "chess": {"yaml": "chess/chess.yaml", "imgsz": 320, "epochs": 30, "quick_epochs": 10, "train": None},
+    "cells": {"yaml": "cells/cells.yaml", "imgsz": 224, "epochs": 15, "quick_epochs": 6, "train": 600},
+    "coco128": {"yaml": "coco128/coco128.yaml", "imgsz": 320, "epochs": 15, "quick_epochs": 6, "train": None},
 }
 METRICS = ("mAP50-95", "mAP50", "AP75", "coco_AP", "spearman", "spearman_kept", "dets_per_image", "kept_per_image")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
