@@ -1,0 +1,69 @@
+"""benchmarks/real_data.py end to end in a tiny configuration: two models fine-tuned from yolov8n.pt on a few real
+images, the record written in its documented shape, and a rerun that takes every cell from the record."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from .conftest import ROOT, SHARED, YOLOV8N_PT
+
+sys.path.insert(0, str(ROOT))
+from benchmarks import real_data  # noqa: E402
+
+
+def _tiny(tmp_path, *extra):
+    return ["--datasets", "coco128", "--epochs", "1", "--imgsz", "64", "--seeds", "0", "--train-images", "8",
+            "--val-images", "8", "--models", "yolov8n.yaml,yolov8n-vfl.yaml", "--jobs", "1", "--workers", "0",
+            "--latency-runs", "1", "--record", str(tmp_path / "rec.json"), "--project", str(tmp_path / "runs"),
+            "--shared", str(SHARED), "--weights", str(YOLOV8N_PT), *extra]
+
+
+@pytest.mark.slow
+def test_real_data_benchmark_end_to_end(coco128_yaml, tmp_path, capsys):
+    if not YOLOV8N_PT.exists():
+        pytest.skip(f"COCO weights needed: {YOLOV8N_PT} is absent (it sits beside the checkout in ../shared)")
+    assert real_data.main(_tiny(tmp_path)) == 0
+    record = json.loads((tmp_path / "rec.json").read_text())
+    assert record["stock"] == "yolov8n.yaml"
+    assert set(record["datasets"]) == {"coco128"} and record["datasets"]["coco128"]["train_images"] == 8
+    cells = record["cells"]
+    assert [(c["data"], c["model"], c["seed"]) for c in cells] == [("coco128", "yolov8n", 0),
+                                                                   ("coco128", "yolov8n-vfl", 0)]
+    for c in cells:
+        for key in ("mAP50-95", "mAP50", "AP75", "coco_AP", "spearman", "dets_per_image", "kept_per_image"):
+            assert isinstance(c[key], float) and c[key] >= 0, (key, c[key])
+        assert c["train_images"] == 8 and c["epochs"] == 1 and c["imgsz"] == 64
+    md = (tmp_path / "rec.md").read_text()
+    assert "### coco128" in md and "| yolov8n-vfl | 1 |" in md and "Summary: paired" in md
+    capsys.readouterr()
+
+    # the rerun trains nothing: every cell is in the record (the zoo folder may even be gone)
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs")
+    assert real_data.main(_tiny(tmp_path)) == 0
+    assert "every requested cell is in the record" in capsys.readouterr().out
+    assert json.loads((tmp_path / "rec.json").read_text())["cells"] == cells
+
+
+def test_real_data_refuses_bad_requests(tmp_path, capsys):
+    assert real_data.main(["--datasets", "pets", "--record", str(tmp_path / "r.json")]) == 2
+    assert "unknown data set(s) ['pets']: choose from aquarium, chess, cells, coco128" in capsys.readouterr().err
+    assert real_data.main(["--weights", str(tmp_path / "none.pt"), "--record", str(tmp_path / "r.json")]) == 2
+    assert "--weights" in capsys.readouterr().err and not (tmp_path / "r.json").exists()
+    (tmp_path / "bad.json").write_text("{")
+    assert real_data.main(["--record", str(tmp_path / "bad.json"), "--report-only"]) == 2
+    assert "is not valid JSON" in capsys.readouterr().err
+
+
+def test_paired_delta_and_summary_by_hand():
+    cells = [{"data": "a", "model": "yolov8n", "seed": s, "mAP50-95": v} for s, v in ((0, 0.50), (1, 0.52), (2, 0.51))]
+    cells += [{"data": "a", "model": "yolov8n-x", "seed": s, "mAP50-95": v} for s, v in ((0, 0.53), (1, 0.53),
+                                                                                          (2, 0.52))]
+    mean, se, n = real_data.paired_delta(cells, "a", "yolov8n-x")
+    # diffs 0.03, 0.01, 0.01: mean 0.01667, sd 0.011547, se 0.0066667
+    assert n == 3 and mean == pytest.approx(0.05 / 3) and se == pytest.approx(0.011547005 / 3**0.5)
+    assert real_data.paired_delta(cells, "a", "yolov8n-missing") == (None, None, 0)
