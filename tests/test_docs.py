@@ -202,7 +202,7 @@ LAYERS = [
     {"nn"},
     {"engine"},
     {"model", "__init__"},
-    {"checkpoints", "zoo", "cli", "__main__"},
+    {"checkpoints", "zoo", "analyze", "analysis", "cli", "__main__"},
 ]
 # Pointing up, to be moved above the engine once issue 13 (the oracle's rework) has landed; the test fails when an
 # entry is no longer needed, so the list cannot outlive the move.
@@ -211,7 +211,9 @@ PENDING = {("eval.oracle", "engine"), ("eval.analyze", "model")}
 
 def _layer(module: str) -> int:
     top = module.split(".")[0]
-    return next(i for i, names in enumerate(LAYERS) if top in names)
+    found = [i for i, names in enumerate(LAYERS) if top in names]
+    assert found, f"yolo_gfl.{top} is in no layer: add it to LAYERS in tests/test_docs.py"
+    return found[0]
 
 
 def _imports(path: Path) -> set[str]:
