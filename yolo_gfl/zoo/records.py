@@ -10,6 +10,7 @@ from typing import Any
 
 
 def jsonable(value: Any) -> Any:
+    """``value`` with every container made a list or dict and every other non-JSON value its string."""
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if isinstance(value, (list, tuple)):
@@ -19,8 +20,8 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-
 def read_cell(path: Path) -> dict | None:
+    """A finished cell's record, or None where it is absent, unreadable or incomplete (the cell must run)."""
     try:
         result = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -36,6 +37,7 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def finite(x: Any) -> float | None:
+    """``x`` as a float, or None where it is not a finite number (the tables print n/a)."""
     try:
         x = float(x)
     except (TypeError, ValueError):

@@ -1,4 +1,4 @@
-"""A zoo request and its checks: every argument is checked, and the cells it asks for are listed, before anything runs."""
+"""A zoo request and its checks: every argument is checked and the cells it asks for are listed before anything runs."""
 
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def _check_train_args(train_kwargs: dict[str, Any], eval_only: bool) -> dict[str
             raise ZooError(f"'{key}' cannot be given as a train argument: {fix}.")
     from ..engine.inference import check_inference_options, split_inference_options
 
-    inference, rest = split_inference_options(train_kwargs)  # nms=soft, paper=True, ...: evaluation only, for every cell
+    inference, rest = split_inference_options(train_kwargs)  # nms=soft, paper=True, ...: every cell's evaluation
     try:
         check_inference_options(dict(inference), {})
     except ValueError as e:
@@ -157,7 +157,8 @@ def _checkpoint_facts(path: Path) -> tuple[str, int | None]:
         ckpt = torch_load(str(path), map_location="cpu")
         model = ckpt.get("ema") or ckpt["model"]
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same answer
-        raise ZooError(f"model={path} is not a readable Ultralytics checkpoint ({e}); give a trained .pt file") from None
+        raise ZooError(f"model={path} is not a readable Ultralytics checkpoint ({e}); give a trained .pt file"
+                       ) from None
     yaml_file = (getattr(model, "yaml", None) or {}).get("yaml_file") or path.stem
     seed = (ckpt.get("train_args") or {}).get("seed")
     return Path(str(yaml_file)).stem, seed if isinstance(seed, int) else None
