@@ -1,0 +1,153 @@
+"""The zoo's driver: check the request, run each cell not done yet in its own process (``jobs`` at a time), time all
+models side by side, and write the tables."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .measure import measure_speed
+from .records import jsonable, read_cell, write_json
+from .request import Cell, ZooCellError, check_folder, check_request
+from .tables import aggregate, fmt
+
+
+def run_zoo(
+    models: Any = None,
+    data: Any = None,
+    epochs: int = 10,
+    seeds: Any = (0,),
+    imgsz: int = 640,
+    project: str | os.PathLike | None = None,
+    name: str = "zoo",
+    eval_only: bool = False,
+    latency_runs: int = 50,
+    throughput_batch: int = 1,
+    jobs: int = 1,
+    verbose: bool = True,
+    **train_kwargs: Any,
+) -> list[dict]:
+    """Train and evaluate every (model, seed) cell not done yet; write zoo.csv, zoo.md and plots; return the cell rows.
+
+    Args:
+        models: model configs (or checkpoints), a list or comma-separated string; default: :func:`default_models`.
+        data: data YAML, Ultralytics dataset name, or synthetic set name (``synthetic-n500-v100-i160``).
+        epochs, imgsz: the schedule every cell trains with; ``imgsz`` is also the evaluation and latency size.
+        seeds: one or more ints; each model trains once per seed (ignored with ``eval_only``: read from checkpoints).
+        project, name: the zoo folder is ``<project>/<name>`` (default ``./runs/zoo``); rerunning resumes it.
+        eval_only: the models are checkpoints to evaluate, nothing is trained.
+        latency_runs: timed forward passes per cell (median reported; a tenth, at least 3, warm up first).
+        throughput_batch: images/s measured at this batch size (1: from the batch-1 latency).
+        jobs: cells run at once, each in its own process. On CPU Ultralytics trains with ``cpu_count - 1`` threads
+            (1 on a 2-core machine), so ``jobs=2`` there uses both cores and halves the wall time; the metrics do not
+            change (each cell is seeded and deterministic), but the cells' own timings are then taken side by side.
+            The table's latency comes from the interleaved pass after all cells, which always runs alone.
+        verbose: print one progress line per cell (each cell's full output goes to ``cells/<key>.log``).
+        **train_kwargs: Ultralytics train arguments (``batch``, ``device``, ``lr0``, ``pretrained``, ...) and yolo_gfl
+            options, identical for every cell; with ``eval_only`` only the evaluation ones (``batch``, ``device``, ...).
+
+    Returns:
+        One dict per cell (the zoo.csv columns), in run order (seed-major).
+
+    Raises:
+        ZooError: bad input (before anything runs), or a zoo folder holding cells made with other settings.
+        ZooCellError: after every other cell ran and the table was written, if some cells failed.
+    """
+    req = check_request(models, data, epochs, seeds, imgsz, name, eval_only, latency_runs, throughput_batch, jobs,
+                        train_kwargs)
+    cells = req.cells
+    folder = (Path(project) if project is not None else Path("runs")).expanduser().resolve() / name
+    cell_root = folder / "cells"
+    check_folder(req, folder)
+    cell_root.mkdir(parents=True, exist_ok=True)
+    request = req.record()
+    write_json(folder / "zoo.json", request)
+
+    failed: list[str] = []
+    pending = list(enumerate(cells, 1))
+    running: list[tuple[int, Cell, subprocess.Popen, Any, float]] = []  # (number, cell, process, log file, start)
+
+    def start(i: int, cell: Cell) -> None:
+        result_file = cell_root / f"{cell.key}.json"
+        spec = {**cell.spec, "key": cell.key, "label": cell.label, "seed": cell.seed,
+                "latency_runs": req.latency_runs, "throughput_batch": req.throughput_batch,
+                "concurrent_cells": req.jobs, "cell_dir": str(cell_root / cell.key), "result": str(result_file)}
+        spec_file = cell_root / f"{cell.key}.spec.json"
+        write_json(spec_file, spec)
+        log = cell_root / f"{cell.key}.log"
+        if verbose:
+            print(f"[zoo] {i}/{len(cells)} {cell.key}: {'evaluating' if req.eval_only else 'training'} (log: {log})",
+                  flush=True)
+        f = open(log, "a")
+        f.write(f"\n===== {datetime.now().astimezone().isoformat(timespec='seconds')} cell {cell.key}\n")
+        f.flush()
+        proc = subprocess.Popen([sys.executable, "-m", "yolo_gfl.zoo", "--cell", str(spec_file)],
+                                stdout=f, stderr=subprocess.STDOUT)
+        running.append((i, cell, proc, f, time.perf_counter()))
+
+    def finish(i: int, cell: Cell, code: int, seconds: float) -> None:
+        log = cell_root / f"{cell.key}.log"
+        done = read_cell(cell_root / f"{cell.key}.json")
+        if code != 0 or done is None:
+            failed.append(f"{cell.key} (exit {code}; see {log})")
+            if verbose:
+                print(f"[zoo] {i}/{len(cells)} {cell.key}: FAILED with exit code {code}; see {log}", flush=True)
+        elif verbose:
+            print(f"[zoo] {i}/{len(cells)} {cell.key}: {seconds:.0f}s, mAP50-95 "
+                  f"{done['mAP50-95'] * 100:.1f}, COCO AP {fmt(done.get('coco_AP'), None, 100)}, "
+                  f"Spearman {fmt(done.get('spearman'), None, 1, 3)}, latency {done['latency_ms']:.1f} ms", flush=True)
+
+    try:
+        while pending or running:
+            while pending and len(running) < req.jobs:
+                i, cell = pending.pop(0)
+                if read_cell(cell_root / f"{cell.key}.json") is not None:
+                    if verbose:
+                        print(f"[zoo] {i}/{len(cells)} {cell.key}: done before, kept "
+                              f"({cell_root / f'{cell.key}.json'})", flush=True)
+                    continue
+                start(i, cell)
+            for entry in [r for r in running if r[2].poll() is not None]:
+                running.remove(entry)
+                i, cell, proc, f, t = entry
+                f.close()
+                finish(i, cell, proc.returncode, time.perf_counter() - t)
+            if running:
+                time.sleep(0.2)
+    except BaseException:  # Ctrl-C or a kill of the driver: stop the running cells too; their JSONs are never written
+        for _, _, proc, f, _ in running:
+            proc.terminate()
+        for _, _, proc, f, _ in running:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            f.close()
+        raise
+
+    results = [r for c in cells if (r := read_cell(cell_root / f"{c.key}.json")) is not None]
+    speed = None
+    if results:
+        weights = {}
+        for r in results:  # one checkpoint per model: latency depends on the architecture, not the seed
+            weights.setdefault(r["model"], r["weights"])
+        if verbose:
+            print(f"[zoo] timing {len(weights)} models interleaved ({req.latency_runs} rounds)...", flush=True)
+        try:
+            speed = measure_speed(weights, req.imgsz, req.train_kwargs.get("device"), req.latency_runs,
+                                  req.throughput_batch)
+            write_json(folder / "speed.json", jsonable(speed))
+        except Exception as e:  # noqa: BLE001 - the cells' own latency figures remain
+            print(f"[zoo] interleaved timing failed ({e}); the table uses each cell's own latency", flush=True)
+    rows = aggregate(results, folder, request, speed) if results else []
+    if verbose and results:
+        print(f"\n{(folder / 'zoo.md').read_text()}\n[zoo] table: {folder / 'zoo.md'} and zoo.csv", flush=True)
+    if failed:
+        raise ZooCellError(f"{len(failed)} of {len(cells)} cells failed: {'; '.join(failed)}. Fix the cause and run "
+                           "the same command again: finished cells are kept.")
+    return rows
