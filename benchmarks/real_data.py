@@ -168,6 +168,21 @@ def record_cell(data: str, setting: dict[str, Any], zoo_row: dict[str, Any], con
     }  # fmt: skip
 
 
+def save_record(record: dict[str, Any], path: Path) -> None:
+    """Write the record, first taking in cells another run of this script wrote there meanwhile (two runs on other
+    data sets or models may share one record)."""
+    on_disk = load_record(path)
+    have = {(c["data"], c["model"], c["seed"]) for c in record["cells"]}
+    for d, setting in on_disk["datasets"].items():
+        record["datasets"].setdefault(d, setting)
+    record["cells"] += [c for c in on_disk["cells"] if (c["data"], c["model"], c["seed"]) not in have
+                        and record["datasets"][c["data"]]["digest"] == c["setting"]]
+    order = list(record["datasets"])
+    record["cells"].sort(key=lambda c: (order.index(c["data"]), c["model"] != Path(STOCK).stem, c["model"], c["seed"]))
+    record["updated"] = datetime.now().astimezone().isoformat(timespec="seconds")
+    _write_atomic(path, json.dumps(record, indent=1, allow_nan=False) + "\n")
+
+
 # ------------------------------------------------------------------------------------------------------- statistics
 def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
     if not values:
@@ -332,10 +347,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             full = json.loads((cell_dir / f"{row['model']}-s{row['seed']}.json").read_text())  # the zoo's cell file
             record["cells"].append(record_cell(d, setting, {**full, **row}, configs[row["model"]]))
             have.add((row["model"], row["seed"]))
-        record["cells"].sort(key=lambda c: (list(record["datasets"]).index(c["data"]), c["model"] != Path(STOCK).stem,
-                                            c["model"], c["seed"]))
-        record["updated"] = datetime.now().astimezone().isoformat(timespec="seconds")
-        _write_atomic(record_path, json.dumps(record, indent=1, allow_nan=False) + "\n")  # after every data set
+        save_record(record, record_path)  # after every data set
     md = tables(record)
     header = (f"# Real-data fine-tune benchmark\n\nMade by `python {' '.join(['benchmarks/real_data.py'] + args.argv)}`"
               f" from `{record_path.name}` (never edited by hand); updated {record.get('updated', '—')}.\n\n")

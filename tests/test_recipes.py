@@ -183,3 +183,38 @@ def test_atss_warmup_switches_at_the_planned_epoch_in_real_training(coco128_yaml
     model.train(data=coco128_yaml, project=str(tmp_path), name="warm", atss_epochs=1,
                 **{**TINY_TRAIN, "epochs": 2, "val": False})
     assert seen == {0: {"atss"}, 1: {"tal"}}
+
+
+def test_fg_neg_bce_inbox_also_covers_negative_anchors_inside_objects():
+    """bce_inbox: every class of a negative anchor inside an object gets BCE too; positives as with fg_neg=bce."""
+    torch.manual_seed(4)
+    logits = torch.randn(1, 6, 3)
+    fg = torch.tensor([[True, False, False, False, False, False]])
+    inbox = torch.tensor([[True, True, False, True, False, False]])  # anchor 0 is the positive; 1 and 3 in-box negatives
+    labels = torch.zeros(1, 6, dtype=torch.long)
+    labels[0, 0] = 2
+    target = torch.zeros(1, 6, 3)
+    target[0, 0, 2] = 0.5
+    elem = varifocal_loss(logits, target, logits=True)
+    softplus = -torch.log1p(-torch.sigmoid(logits))
+    elem[0, 0, :2] = softplus[0, 0, :2]
+    elem[0, 1], elem[0, 3] = softplus[0, 1], softplus[0, 3]
+    crit = GFLDetectionLoss(make_model(cls_loss="vfl", cls_norm="sum", fg_neg="bce_inbox"))
+    got = crit.classification_term(logits, True, torch.zeros_like(target), target, fg, labels, inbox)
+    torch.testing.assert_close(got, elem.sum() / 1.0)
+
+
+def test_inside_objects_marks_anchor_centres_inside_boxes():
+    model = make_model(cls_loss="vfl", fg_neg="bce_inbox")
+    crit = GFLDetectionLoss(model)
+    batch = make_batch()
+    preds = model(batch["img"])
+    anchors, strides = make_anchors(preds["feats"], model.stride, 0.5)
+    inbox = crit.inside_objects(anchors, strides, preds, batch, 2)
+    centres = anchors * strides  # pixels of the 64 px image
+    # image 1 holds one object, normalised xywh (0.5, 0.5, 0.8, 0.6) -> xyxy (6.4, 12.8, 57.6, 51.2) px
+    x, y = centres[:, 0], centres[:, 1]
+    expected = (x > 6.4) & (x < 57.6) & (y > 12.8) & (y < 51.2)
+    assert torch.equal(inbox[1], expected) and expected.any() and not expected.all()
+    loss, _ = model.loss(batch)
+    assert torch.isfinite(loss).all()

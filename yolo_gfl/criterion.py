@@ -102,6 +102,24 @@ class GFLDetectionLoss(v8DetectionLoss):
                 return F.binary_cross_entropy_with_logits(pred, target, reduction="none")
             return F.binary_cross_entropy(pred, target, reduction="none")
 
+    def ground_truth(
+        self, preds: dict[str, torch.Tensor], batch: dict[str, Any], batch_size: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The batch's objects padded per image: labels (b, n, 1), xyxy pixel boxes (b, n, 4), mask (b, n, 1)."""
+        imgsz = torch.tensor(preds["feats"][0].shape[2:], device=self.device, dtype=torch.float32) * self.stride[0]
+        targets = torch.cat((batch["batch_idx"].view(-1, 1), batch["cls"].view(-1, 1), batch["bboxes"]), 1)
+        targets = self.preprocess(targets.to(self.device), batch_size, scale_tensor=imgsz[[1, 0, 1, 0]])
+        gt_labels, gt_bboxes = targets.split((1, 4), 2)  # cls, xyxy pixels
+        return gt_labels, gt_bboxes, gt_bboxes.sum(2, keepdim=True).gt_(0.0)
+
+    def inside_objects(self, anchor_points: torch.Tensor, stride_tensor: torch.Tensor, preds: dict[str, torch.Tensor],
+                       batch: dict[str, Any], batch_size: int) -> torch.Tensor:
+        """(b, a) bool: anchors whose centre lies strictly inside some object's box (``fg_neg=bce_inbox``)."""
+        _, gt_bboxes, mask_gt = self.ground_truth(preds, batch, batch_size)
+        centres = (anchor_points * stride_tensor)[None, None]  # (1, 1, a, 2) pixels
+        inside = (centres > gt_bboxes[:, :, None, :2]).all(-1) & (centres < gt_bboxes[:, :, None, 2:]).all(-1)
+        return (inside & mask_gt.bool()).any(1)  # (b, a)
+
     def assign(
         self,
         pred_probs: torch.Tensor,
@@ -123,11 +141,7 @@ class GFLDetectionLoss(v8DetectionLoss):
         Returns:
             The assigner's (target_labels, target_bboxes in pixels, target_scores, fg_mask, target_gt_idx).
         """
-        imgsz = torch.tensor(preds["feats"][0].shape[2:], device=self.device, dtype=torch.float32) * self.stride[0]
-        targets = torch.cat((batch["batch_idx"].view(-1, 1), batch["cls"].view(-1, 1), batch["bboxes"]), 1)
-        targets = self.preprocess(targets.to(self.device), pred_probs.shape[0], scale_tensor=imgsz[[1, 0, 1, 0]])
-        gt_labels, gt_bboxes = targets.split((1, 4), 2)  # cls, xyxy pixels
-        mask_gt = gt_bboxes.sum(2, keepdim=True).gt_(0.0)
+        gt_labels, gt_bboxes, mask_gt = self.ground_truth(preds, batch, pred_probs.shape[0])
         assigner, self.assigner_in_use = self.current_assigner()
         return assigner(
             pred_probs.detach(),
@@ -148,6 +162,7 @@ class GFLDetectionLoss(v8DetectionLoss):
         iou_target: torch.Tensor,
         fg_mask: torch.Tensor,
         target_labels: torch.Tensor | None = None,
+        inbox: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The normalised classification loss, a scalar.
 
@@ -160,7 +175,8 @@ class GFLDetectionLoss(v8DetectionLoss):
 
         ``fg_neg=bce`` replaces the loss on the other classes of each positive anchor (``target_labels`` names its
         class) by ``fg_neg_weight`` x BCE towards 0: VFL weighs such a negative by 0.75 p^2 of BCE (0.07 at p = 0.3),
-        QFL by p^2, so a look-alike class at a real object is barely pushed down.
+        QFL by p^2, so a look-alike class at a real object is barely pushed down. ``fg_neg=bce_inbox`` does the same
+        for every class of the negative anchors whose centre lies inside an object (``inbox``, (b, a) bool).
         """
         o = self.options
         if o["cls_loss"] == "bce":
@@ -169,11 +185,14 @@ class GFLDetectionLoss(v8DetectionLoss):
             target = iou_target if o["cls_target"] == "iou" else target_scores.float()
             norm = (fg_mask.sum() if o["cls_norm"] == "pos" else target.sum()).clamp(min=1)
         elem = self.classification_loss(pred, target, logits)
-        if o["fg_neg"] == "bce" and o["cls_loss"] != "bce":
-            if target_labels is None:
-                raise ValueError("fg_neg=bce needs the assigned target_labels to tell a positive's own class apart")
+        if o["fg_neg"] != "focal" and o["cls_loss"] != "bce":
+            if target_labels is None or (o["fg_neg"] == "bce_inbox" and inbox is None):
+                raise ValueError(f"fg_neg={o['fg_neg']} needs the assigned target_labels (and, for bce_inbox, the "
+                                 "anchors inside objects) to tell the negatives at objects apart")
             own = F.one_hot(target_labels.long().clamp(0, self.nc - 1), self.nc).bool()
             other = fg_mask.bool().unsqueeze(-1) & ~own  # (b, a, nc): the other classes at positive anchors
+            if o["fg_neg"] == "bce_inbox":
+                other = other | (inbox.bool() & ~fg_mask.bool()).unsqueeze(-1)  # every class at in-box negatives
             with torch.autocast(device_type=pred.device.type, enabled=False):
                 zeros = torch.zeros_like(pred, dtype=torch.float32)
                 bce = (F.binary_cross_entropy_with_logits(pred.float(), zeros, reduction="none") if logits
@@ -213,6 +232,7 @@ class GFLDetectionLoss(v8DetectionLoss):
         if self.is_stock_loss(quality):
             return super().get_assigned_targets_and_loss(preds, batch, **assign_kwargs)  # exactly stock
 
+        o = self.options
         loss = torch.zeros(3, device=self.device)  # box, cls, dfl
         pred_distri = preds["boxes"].permute(0, 2, 1).contiguous()  # (b, a, 4 * reg_max)
         pred_logits = preds["scores"].permute(0, 2, 1).contiguous()  # (b, a, nc)
@@ -231,7 +251,9 @@ class GFLDetectionLoss(v8DetectionLoss):
 
         iou_target, iou = iou_aware_targets(pred_bboxes, target_bboxes_grid, target_labels, fg_mask, self.nc)
         cls_pred, logits = (pred_logits, True) if quality is None else (pred_probs, False)
-        loss[1] = self.classification_term(cls_pred, logits, target_scores, iou_target, fg_mask, target_labels)
+        inbox = (self.inside_objects(anchor_points, stride_tensor, preds, batch, pred_probs.shape[0])
+                 if o["fg_neg"] == "bce_inbox" else None)
+        loss[1] = self.classification_term(cls_pred, logits, target_scores, iou_target, fg_mask, target_labels, inbox)
 
         # Box IoU loss and DFL at positives, weighted as box_weight says and normalised by the weights' sum.
         fg = fg_mask.nonzero(as_tuple=True)
@@ -297,7 +319,9 @@ class VFNetDetectionLoss(GFLDetectionLoss):
         target_bboxes_grid = target_bboxes / stride_tensor
 
         iou_target, iou_refined = iou_aware_targets(refined_boxes, target_bboxes_grid, target_labels, fg_mask, self.nc)
-        loss[1] = self.classification_term(pred_logits, True, target_scores, iou_target, fg_mask, target_labels)
+        inbox = (self.inside_objects(anchor_points, stride_tensor, preds, batch, pred_probs.shape[0])
+                 if o["fg_neg"] == "bce_inbox" else None)
+        loss[1] = self.classification_term(pred_logits, True, target_scores, iou_target, fg_mask, target_labels, inbox)
 
         fg = fg_mask.nonzero(as_tuple=True)
         tgt = target_bboxes_grid[fg].float()

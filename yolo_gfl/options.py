@@ -108,13 +108,14 @@ OPTIONS: dict[str, Option] = {
     "fg_neg": Option(
         "focal",
         str,
-        "loss on the other classes at a positive anchor (the look-alike classes of a real object): focal (the class "
-        "loss's own down-weighting of negatives) or bce (plain BCE towards 0, times fg_neg_weight); background anchors "
-        "keep the focal weighting either way",
-        choices=("focal", "bce"),
+        "loss on the negatives at objects: focal (the class loss's own down-weighting of negatives), bce (plain BCE "
+        "towards 0, times fg_neg_weight, on the other classes at a positive anchor: the look-alike classes of a real "
+        "object), bce_inbox (also on every class of the negative anchors whose centre lies inside an object); "
+        "background anchors keep the focal weighting",
+        choices=("focal", "bce", "bce_inbox"),
     ),
     "fg_neg_weight": Option(
-        1.0, float, "fg_neg=bce: weight of that BCE term (1: BCE's full weight)", low=0.0, high=10.0
+        1.0, float, "fg_neg=bce or bce_inbox: weight of that BCE term (1: BCE's full weight)", low=0.0, high=10.0
     ),
     "atss_anchor_scale": Option(
         5.0, float, "ATSS anchor box side in strides (5: mmdetection/YOLOv6's anchor-free ATSS; 8: the ATSS paper "
