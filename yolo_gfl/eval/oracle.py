@@ -5,7 +5,7 @@ Table 1. The paper takes FCOS+ATSS trained on COCO and, before NMS, replaces som
 with their ground-truth values, then evaluates COCO AP as usual:
 
 * **Which points.** The foreground points are the positive samples of the detector's training assigner (ATSS there;
-  Sec. 4.6 recalls that "as in Section 3" ATSS defines foreground and background points). Here: the model's own
+  Sec. 4.6 recalls that ATSS defines the foreground and background points, as in Sec. 3). Here: the model's own
   criterion and assigner (Ultralytics' TAL, or ATSS for ``assigner=atss`` and ``-vfnet``) run on the model's own
   predictions for the image, exactly as in a training step; the engine side (``analyze``) produces that assignment.
 * **Which outputs.** ``gt_bbox`` replaces the box of each foreground point by its assigned ground-truth box;
@@ -19,7 +19,9 @@ with their ground-truth values, then evaluates COCO AP as usual:
 
 The paper's figures for FCOS+ATSS (ResNet-50, COCO val2017): 39.2 AP as is (38.5 without centerness), 56.1 with
 ``gt_bbox``, 43.1 with ``gt_cls`` and 74.7 with ``gt_cls_iou``: the candidates already hold far better boxes than the
-ones the classification score picks, so the ranking score is where AP is lost.
+ones the classification score picks, so the ranking score is where AP is lost. Two rules above are a reading of the
+paper rather than a quotation (docs/oracle.md says which): background points keep their outputs, and a foreground
+point's whole class vector is replaced, as the IACS target q of Eq. 2 is defined.
 """
 
 from __future__ import annotations
