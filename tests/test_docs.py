@@ -206,7 +206,7 @@ LAYERS = [
 ]
 # Pointing up, to be moved above the engine once issue 13 (the oracle's rework) has landed; the test fails when an
 # entry is no longer needed, so the list cannot outlive the move.
-PENDING = {("eval.oracle", "engine"), ("eval.analyze", "model")}
+PENDING = {("eval.analyze", "engine"), ("eval.analyze", "model")}
 
 
 def _layer(module: str) -> int:

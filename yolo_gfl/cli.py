@@ -176,7 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     except CLIError as e:
         print(f"yolo-gfl: error: {e}", file=sys.stderr)
         return 2
-    run(mode, options, ultralytics_args)
+    from .eval.analyze import AnalyzeError
+
+    try:
+        run(mode, options, ultralytics_args)
+    except AnalyzeError as e:  # a table that would measure nothing: say why instead of writing it
+        print(f"yolo-gfl: error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

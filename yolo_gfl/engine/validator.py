@@ -102,6 +102,7 @@ class GFLValidator(DetectionValidator):
 
     def get_stats(self) -> dict[str, Any]:
         stats = super().get_stats()
+        self.metrics.coco, self.metrics.calibration = None, None  # None, never a made-up 0, when nothing was evaluated
         if not self._collect or not self._images:
             return stats
         if self.coco:

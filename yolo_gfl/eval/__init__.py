@@ -1,4 +1,5 @@
-"""Evaluation as pure functions: COCO metrics for any YOLO-format dataset and the score-IoU calibration report."""
+"""Evaluation as pure functions: COCO metrics for any YOLO-format dataset, the score-IoU calibration report, and the
+ranking oracle's re-scoring (VarifocalNet Table 1)."""
 
 from .calibration import (
     box_iou_np,
@@ -21,9 +22,11 @@ from .coco import (
     read_yolo_labels,
     yolo_to_coco,
 )
+from .oracle import ORACLE_ROWS, oracle_rescore
 
 __all__ = [
     "COCO_STAT_NAMES",
+    "ORACLE_ROWS",
     "as_detection_arrays",
     "assign_image_ids",
     "box_iou_np",
@@ -35,6 +38,7 @@ __all__ = [
     "list_images",
     "load_data_split",
     "match_detections",
+    "oracle_rescore",
     "pearson",
     "rankdata_average",
     "read_yolo_labels",
