@@ -122,7 +122,7 @@ def test_analyze_on_finetuned_model(finetuned, coco128_yaml, tmp_path):
 def test_analyze_variants_use_their_own_assigner(cfg, stock_pt, small_val, tmp_path):
     """DGQP's joint score and VFNet's refined box go through the oracle; ATSS (-vfnet) gives other positives than TAL."""
     from yolo_gfl import YOLOGFL
-    from yolo_gfl.eval.analyze import analyze
+    from yolo_gfl.analyze import analyze
 
     model = YOLOGFL(cfg).load(stock_pt)  # stock weights: detects from the start
     out = analyze(model, small_val, imgsz=128, batch=8, device="cpu", project=str(tmp_path), name="a", exist_ok=True)

@@ -148,7 +148,7 @@ def run(mode: str, options: dict[str, Any], args: dict[str, Any]):
     if mode == "train":
         return model.train(**args, **options)
     if mode == "analyze":
-        from .eval.analyze import analyze
+        from .analyze import analyze
 
         return analyze(model, data=args.pop("data", None), **args)
     return getattr(model, mode)(**args)
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     except CLIError as e:
         print(f"yolo-gfl: error: {e}", file=sys.stderr)
         return 2
-    from .eval.analyze import AnalyzeError
+    from .analyze import AnalyzeError
 
     try:
         run(mode, options, ultralytics_args)

@@ -7,7 +7,8 @@ with their ground-truth values, then evaluates COCO AP as usual:
 * **Which points.** The foreground points are the positive samples of the detector's training assigner (ATSS there;
   Sec. 4.6 recalls that ATSS defines the foreground and background points, as in Sec. 3). Here: the model's own
   criterion and assigner (Ultralytics' TAL, or ATSS for ``assigner=atss`` and ``-vfnet``) run on the model's own
-  predictions for the image, exactly as in a training step; the engine side (``analyze``) produces that assignment.
+  predictions for the image, exactly as in a training step; the engine side (``yolo_gfl.engine.oracle``) produces
+  that assignment.
 * **Which outputs.** ``gt_bbox`` replaces the box of each foreground point by its assigned ground-truth box;
   ``gt_cls`` replaces its classification score vector by the one-hot vector of the ground-truth class (1 at that class,
   0 at the others); ``gt_cls_iou`` uses the IoU between the point's predicted box and its ground-truth box in place of
