@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FORMAT_PACKAGES", "HARDWARE_FORMATS", "export_support", "missing_packages", "compare_predictions",
+__all__ = ["check_export", "DGQP_REFUSED", "FORMAT_PACKAGES", "HARDWARE_FORMATS", "RUNS_ELSEWHERE", "export_and_compare", "export_support", "missing_packages", "compare_predictions",
            "within_tolerance", "BOX_TOL", "SCORE_TOL"]
 
 # The import names each Ultralytics exporter needs here (ultralytics/engine/exporter.py, ultralytics/utils/export/),
@@ -46,10 +46,29 @@ HARDWARE_FORMATS: dict[str, str] = {
     "xilinx": "AMD Xilinx Vitis AI toolchain",
 }
 
+# Formats that export on Linux but whose runtime predicts elsewhere only: the file is written, not compared here.
+RUNS_ELSEWHERE: dict[str, str] = {"coreml": "Core ML models predict on macOS only"}
+
+# Converters that stop on GFLv2's DGQP branch (measured by benchmarks/export_table.py; the same model without DGQP,
+# -qfl, converts): refused before anything is written.
+DGQP_REFUSED: dict[str, str] = {
+    "paddle": "x2paddle's PyTorch converter stops on the DGQP branch ('Model is not supported yet')",
+}
+
 # Tolerance of exported vs PyTorch detections on real images (float32 kernels differ in summation order and
 # fusion): every box side within BOX_TOL pixels of the input image, every score within SCORE_TOL.
 BOX_TOL = 0.5
 SCORE_TOL = 2e-3
+
+
+def check_export(model: Any, fmt: str) -> None:
+    """Raise ValueError, naming the reason and the alternatives, when ``model`` cannot be exported to ``fmt``."""
+    head = model.model[-1] if hasattr(model, "model") else None
+    if getattr(head, "dgqp", None) is not None and fmt in DGQP_REFUSED:
+        raise ValueError(
+            f"format={fmt!r} cannot be exported for a model with DGQP (dgqp=True, e.g. -gfl): {DGQP_REFUSED[fmt]}. "
+            f"Use format=onnx, openvino, ncnn or torchscript, or export a variant without DGQP (e.g. yolov8n-qfl.yaml)."
+        )
 
 
 def missing_packages(fmt: str) -> list[str]:
@@ -100,3 +119,46 @@ def within_tolerance(stats: dict[str, Any]) -> bool:
     """Whether a :func:`compare_predictions` result is a match within the stated tolerance."""
     return stats["unmatched"] == 0 and stats["box"] <= BOX_TOL and stats["score"] <= SCORE_TOL and bool(np.isfinite(
         stats["box"]))
+
+
+def export_and_compare(weights: str, fmt: str, images: list[str], imgsz: int = 160, conf: float = 0.25,
+                       **export_args: Any) -> dict[str, Any]:
+    """Export ``weights`` to ``fmt`` as a user would, predict ``images`` with the file through plain Ultralytics
+    ``YOLO(file)`` and with the PyTorch checkpoint through ``YOLOGFL``, and compare.
+
+    Returns:
+        dict with ``status`` ('works', 'mismatch', 'refused', 'failed', 'not installed', 'needs hardware',
+        'exported, not run here'),
+        ``detail`` (the measured differences, or the reason) and ``file`` (the export, when one was written).
+    """
+    from ultralytics import YOLO
+
+    from .model import YOLOGFL
+
+    if fmt in HARDWARE_FORMATS:
+        return {"status": "needs hardware", "detail": HARDWARE_FORMATS[fmt], "file": None}
+    missing = missing_packages(fmt)
+    if missing:
+        return {"status": "not installed", "detail": f"pip install {' '.join(missing)}", "file": None}
+    try:
+        file = YOLOGFL(weights).export(format=fmt, imgsz=imgsz, device="cpu", **export_args)
+    except ValueError as e:  # yolo_gfl's up-front refusals (nothing written)
+        return {"status": "refused", "detail": str(e).splitlines()[0], "file": None}
+    except Exception as e:  # noqa: BLE001 -- recorded in the table: a format that breaks must be refused up front
+        return {"status": "failed", "detail": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}", "file": None}
+    if fmt in RUNS_ELSEWHERE:
+        return {"status": "exported, not run here", "detail": RUNS_ELSEWHERE[fmt], "file": str(file)}
+    kwargs = dict(imgsz=imgsz, conf=conf, device="cpu", verbose=False)
+    reference = YOLOGFL(weights).predict(images, **kwargs)
+    exported = YOLO(file, task="detect")
+    stats = [compare_predictions(r, exported.predict(img, **kwargs)[0], conf) for r, img in zip(reference, images)]
+    total = {
+        "matched": sum(s["matched"] for s in stats),
+        "unmatched": sum(s["unmatched"] for s in stats),
+        "box": max(s["box"] for s in stats),
+        "score": max(s["score"] for s in stats),
+    }
+    detail = (f"{total['matched']} detections on {len(images)} images, max box diff {total['box']:.2g} px, "
+              f"max score diff {total['score']:.2g}, unmatched {total['unmatched']}")
+    status = "works" if within_tolerance(total) and total["matched"] > 0 else "mismatch"
+    return {"status": status, "detail": detail, "file": str(file), **total}
