@@ -20,6 +20,7 @@ from pathlib import Path
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_VERBOSE", "False")
 
+import torch  # noqa: E402
 from ultralytics.engine.exporter import export_formats  # noqa: E402
 
 from yolo_gfl import YOLOGFL  # noqa: E402
@@ -30,11 +31,20 @@ VARIANTS = ("stock", "vfl", "qfl", "gfl", "vfnet")
 
 
 def variant_weights(variant: str, stock_pt: str, folder: Path) -> str:
-    """A checkpoint of ``variant`` with stock YOLOv8n's weights transferred (new branches at their initial values)."""
+    """A checkpoint of ``variant`` with stock YOLOv8n's weights transferred and the branches yolo_gfl adds (DGQP, the
+    VFNet star convolutions and refinement) moved off their initial values, which would make them a near no-op (I
+    about 0.95 everywhere, a zero residual, no refinement): the export then has to reproduce them to match."""
     if variant == "stock":
         return stock_pt
+    model = YOLOGFL(f"yolov8n-{variant}.yaml").load(stock_pt)
+    stock = YOLOGFL(stock_pt).model.state_dict()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.model.named_parameters():
+            if name not in stock:
+                p.add_(0.05 * torch.randn(p.shape, generator=generator))
     file = folder / f"yolov8n-{variant}.pt"
-    YOLOGFL(f"yolov8n-{variant}.yaml").load(stock_pt).save(file)
+    model.save(file)
     return str(file)
 
 
@@ -80,6 +90,8 @@ def main() -> int:
             text = cell["status"]
             if cell["status"] == "works":
                 text += f" (box {cell['box']:.1g} px, score {cell['score']:.1g})"
+            elif cell["status"] == "refused":  # the reason; the alternatives are in the error message
+                text += ": " + cell["detail"].split(": ", 1)[-1].split(". Use")[0]
             elif cell["status"] != "needs hardware":
                 text += f": {cell['detail']}"
             row.append(text.replace("|", "/"))
