@@ -123,6 +123,8 @@ def _check_yolo_gfl(argv: list[str], cwd: Path, tiny_data: str) -> None:
     if argv[0] in ("help", "version", "cfg"):
         assert cli.main(argv) == 0
         return
+    if argv[0] in cli.SPECIAL:  # checks, settings, copy-cfg: they report on or write the user's set-up; not run here
+        return
     mode, args = cli.parse(argv)
     _stand_in_files(args, cwd)
     if mode != "zoo":
@@ -201,7 +203,7 @@ LAYERS = [
     {"criterion"},
     {"nn"},
     {"engine"},
-    {"model", "__init__"},
+    {"model", "export", "__init__"},
     {"checkpoints", "zoo", "analyze", "analysis", "cli", "__main__"},
 ]
 # Pointing up, to be moved above the engine once issue 13 (the oracle's rework) has landed; the test fails when an
