@@ -71,7 +71,7 @@ def test_every_option_and_cli_mode_is_documented():
     assert not missing, f"options not in docs/variants.md: {missing}"
     from yolo_gfl.configs import model_cfg_names
 
-    configs = [name.replace("yolov8-", "yolov8n-", 1) for name in model_cfg_names()]
+    configs = [re.sub(r"^(yolov8|yolo11)-", r"\1n-", name) for name in model_cfg_names()]
     assert [c for c in configs if f"`{c}`" not in README.read_text()] == [], "a shipped config is missing in README"
     text = "\n".join(p.read_text() for p in PAGES)
     undocumented = [mode for mode in cli.MODES if f"yolo-gfl {mode} " not in text]

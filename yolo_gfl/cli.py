@@ -64,7 +64,7 @@ Examples:
     yolo-gfl analyze model=best.pt data=coco128.yaml imgsz=320   # ranking oracle + score-IoU calibration
     yolo-gfl zoo models=yolov8n.yaml,yolov8n-gfl.yaml data=synthetic-n500-v100-i160 epochs=10 seeds=0,1,2 imgsz=160
         # train each model per seed alike, evaluate alike: zoo.md/zoo.csv + plots in runs/zoo (rerun resumes);
-        # default models: stock yolov8n and every variant; eval_only=True models=a.pt,b.pt compares checkpoints;
+        # default models: stock yolov8n and every variant (models=yolo11: YOLO11n's); eval_only=True models=a.pt,b.pt;
         # jobs=2 trains two cells at once (on CPU each trains with cpu_count-1 threads)
     yolo-gfl predict model=best.pt source=images/
     yolo-gfl val model=best.pt data=coco128.yaml paper=True nms=soft  # conf 0.05, 1000/level, IoU 0.6, 100 dets, soft-NMS
