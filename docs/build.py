@@ -42,7 +42,7 @@ def configs_table() -> str:
     rows = ["| config (every scale n/s/m/l/x) | `gfl:` section |", "|---|---|"]
     for path in sorted(CFG_DIR.glob("*.yaml")):
         gfl = YAML.load(path).get("gfl") or {}
-        name = path.name.replace("yolov8-", "yolov8{n,s,m,l,x}-", 1)
+        name = re.sub(r"^(yolov8|yolo11)-", r"\1{n,s,m,l,x}-", path.name)  # the families with shipped variants
         rows.append(f"| `{name}` | " + ", ".join(f"`{k}={v}`" for k, v in gfl.items()) + " |")
     return "\n".join(rows) + "\n"
 

@@ -18,6 +18,12 @@ def console_script() -> list[str]:
     return [exe]
 
 
+def plain_yolo() -> list[str]:
+    """Ultralytics' `yolo` command as its console script runs it, under this interpreter (where yolo_gfl is
+    installed; a `yolo` found first on PATH may belong to another Python)."""
+    return [sys.executable, "-c", "import sys; from ultralytics.cfg import entrypoint; sys.exit(entrypoint())"]
+
+
 def run(args, cwd, timeout=600):
     env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_VERBOSE": "True"}  # conftest quiets in-process runs only
     return subprocess.run(console_script() + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -59,7 +65,13 @@ def test_train_val_predict_export_through_console_script(tmp_path, coco128_yaml,
         (["val", "cls_loss=vfl", "model=x.pt"], ["cls_loss", "train only"]),
         (["val"], ["needs a model"]),
         (["predict", "model=missing.pt"], ["missing.pt does not exist"]),
-        (["train", "imgsz"], ["key=value"]),
+        (["train", "imgsz"], ["key=value", "imgsz=640"]),
+        (["segment", "train"], ["task 'segment'", "detectors"]),
+        (["track", "model=x.pt"], ["'track'", "plain 'yolo'"]),
+        (["train", "val"], ["more than one mode"]),
+        (["train", "resume"], ["'resume' needs the checkpoint", "last.pt"]),
+        (["train", "cfg=missing.yaml"], ["missing.yaml does not exist", "copy-cfg"]),
+        (["train", "shwo"], ["'shwo' is neither", "show"]),
     ],
 )
 def test_bad_arguments_exit_nonzero_naming_them(args, words, tmp_path, capsys):
@@ -83,3 +95,123 @@ def test_help_lists_modes_variants_and_options(capsys):
     out = capsys.readouterr().out
     assert all(w in out for w in ("train", "export", "yolov8-gfl.yaml", "cls_loss", "dgqp", "vfl_alpha"))
     assert main(["cfg"]) == 0 and "epochs=100" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv,mode,expected",
+    [
+        (["train", "resume", "model=last.pt"], "train", {"resume": True, "model": "last.pt"}),
+        (["detect", "train", "model=yolo11n-gfl.yaml"], "train", {"model": "yolo11n-gfl.yaml"}),
+        (["train", "detect", "task=detect", "epochs=1"], "train", {"epochs": 1}),
+        (["predict", "model=b.pt", "show_labels", "save_txt", "half"], "predict",
+         {"model": "b.pt", "show_labels": True, "save_txt": True, "half": True}),
+        (["export", "model=b.pt", "dynamic", "simplify", "nms"], "export",
+         {"model": "b.pt", "dynamic": True, "simplify": True, "nms": True}),
+        (["train", "dgqp", "cls_loss=vfl"], "train", {"dgqp": True, "cls_loss": "vfl"}),
+        (["val", "model=b.pt", "coco", "calibration", "paper"], "val",
+         {"model": "b.pt", "coco": True, "calibration": True, "paper": True}),
+        (["--mode=val", "--model=b.pt", "imgsz", "=", "96"], "val", {"model": "b.pt", "imgsz": 96}),
+    ],
+)
+def test_command_forms_parse_as_yolo_does(argv, mode, expected):
+    from yolo_gfl.cli import parse
+
+    assert parse(argv) == (mode, expected)
+
+
+def test_cfg_file_gives_defaults_and_command_line_wins(tmp_path, monkeypatch):
+    from ultralytics.utils import YAML
+
+    from yolo_gfl.cli import parse
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["copy-cfg"]) == 0
+    cfg = tmp_path / "default_copy.yaml"
+    text = YAML.load(cfg)
+    YAML.save(cfg, {**text, "epochs": 7, "imgsz": 96, "mode": "val", "cls_loss": "vfl"})
+    mode, args = parse([f"cfg={cfg}", "imgsz=128"])
+    assert mode == "val" and args == {"epochs": 7, "imgsz": 128, "cls_loss": "vfl"}  # unchanged keys stay defaults
+
+
+def test_special_commands_through_real_script(tmp_path):
+    from yolo_gfl import __version__
+
+    env_dir = tmp_path / "config"  # Ultralytics' settings file goes here, not into the user's settings
+    for argv in (["version"], ["--version"]):
+        r = run(argv, tmp_path, timeout=120)
+        assert r.returncode == 0 and r.stdout.strip() == __version__, r.stderr[-2000:]
+
+    def run_cfg(argv):
+        env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(env_dir)}
+        return subprocess.run(console_script() + argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    r = run_cfg(["settings", f"runs_dir={tmp_path / 'myruns'}"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert str(tmp_path / "myruns") in (env_dir / "Ultralytics" / "settings.json").read_text()  # Ultralytics' file, updated
+
+    r = run_cfg(["copy-cfg"])
+    assert r.returncode == 0 and (tmp_path / "default_copy.yaml").is_file(), r.stderr[-2000:]
+
+    r = run_cfg(["checks"])
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-2000:]
+    assert "torch" in out and f"yolo_gfl {__version__}" in out and "export format=onnx" in out
+
+
+@pytest.mark.slow
+def test_task_first_train_yolo11_then_plain_yolo_val(tmp_path, coco128_yaml):
+    project = f"project={tmp_path / 'runs'}"
+    r = run(["detect", "train", "model=yolo11n-gfl.yaml", f"data={coco128_yaml}", "epochs=1", "batch=8",
+             "fraction=0.1", "workers=0", "imgsz=64", "device=cpu", project, "name=y11", "exist_ok"], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    best = tmp_path / "runs" / "y11" / "weights" / "best.pt"
+    assert best.exists()
+    env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_VERBOSE": "True"}
+    r = subprocess.run([*plain_yolo(), "val", f"model={best}", f"data={coco128_yaml}", "imgsz=64", "batch=16", "device=cpu",
+                        "plots=False", project, "name=val"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "all" in r.stdout + r.stderr  # Ultralytics' metrics table
+    import torch
+
+    ckpt = torch.load(best, map_location="cpu", weights_only=False)
+    model = ckpt["ema"] or ckpt["model"]
+    assert any("C2PSA" in str(layer) for layer in model.yaml["backbone"])  # YOLO11's architecture, not YOLOv8's
+    assert model.gfl_options["dgqp"] is True and model.gfl_options["cls_loss"] == "qfl"
+
+
+@pytest.mark.slow
+def test_bare_resume_continues_a_killed_run_with_its_variant(tmp_path, coco128_yaml):
+    import signal
+    import time
+
+    import torch
+
+    run_dir = tmp_path / "runs" / "killed"
+    last = run_dir / "weights" / "last.pt"
+    argv = ["train", "model=yolov8n-qfl.yaml", f"data={coco128_yaml}", "epochs=6", "batch=8", "fraction=0.25",
+            "workers=0", "imgsz=64", "device=cpu", "plots=False", "val=False", f"project={tmp_path / 'runs'}",
+            "name=killed", "qfl_beta=1.5", "dgqp"]  # a train-argument variant: resume must keep it
+    env = {**os.environ, "YOLO_OFFLINE": "1"}
+    proc = subprocess.Popen(console_script() + argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 420
+    while not last.exists():  # written at the end of epoch 1
+        assert proc.poll() is None, "training ended before its first checkpoint"
+        assert time.monotonic() < deadline, "no last.pt after 7 minutes"
+        time.sleep(0.05)
+    time.sleep(0.5)  # let the save finish writing
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(60)
+    killed_at = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
+    assert 0 <= killed_at < 5, "the run finished before the kill; nothing left to resume"
+
+    r = run(["train", "resume", f"model={last}"], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = (run_dir / "results.csv").read_text().splitlines()[1:]
+    assert [int(float(row.split(",")[0])) for row in rows] == [1, 2, 3, 4, 5, 6]
+    final = torch.load(last, map_location="cpu", weights_only=False)
+    assert final["epoch"] == -1  # finished
+    options = (final["ema"] or final["model"]).gfl_options
+    assert options["cls_loss"] == "qfl" and options["qfl_beta"] == 1.5 and options["dgqp"] is True

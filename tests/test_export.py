@@ -62,3 +62,32 @@ def test_exported_onnx_predicts_through_plain_yolo_cli(trained, val_images, tmp_
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert list((tmp_path / "p").glob("*.jpg"))
+
+
+def test_dgqp_refused_up_front_for_paddle(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = YOLOGFL("yolov8n-gfl.yaml")
+    with pytest.raises(ValueError, match="DGQP.*x2paddle.*format=onnx, openvino"):
+        model.export(format="paddle", imgsz=64, device="cpu")
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_export_table_script_measures_and_refuses(tmp_path, coco128_yaml, stock_pt):
+    """The table of docs/export.md comes from this script: formats that work match PyTorch within the stated
+    tolerance on real images; the others are refused up front, with the reason."""
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "export_table.py"
+    out = tmp_path / "table.md"
+    r = subprocess.run([sys.executable, str(script), "--formats", "onnx,openvino,paddle", "--variants", "gfl,vfnet",
+                        "--images", "2", "--out", str(out)], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=900, env={**os.environ, "YOLO_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in out.read_text().splitlines() if line.startswith("| ") and not line.startswith("| format")}
+    for fmt in ("onnx", "openvino"):
+        assert rows[fmt][0].startswith("works ("), rows[fmt]  # -gfl
+    assert rows["onnx"][1].startswith("works (")  # -vfnet: ONNX DeformConv
+    assert rows["openvino"][1].startswith("refused: ") and "deformable" in rows["openvino"][1]
+    assert rows["paddle"][0].startswith("refused: ") and "DGQP" in rows["paddle"][0]

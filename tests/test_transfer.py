@@ -61,3 +61,39 @@ def test_train_with_pretrained_logs_transfer(tmp_path, stock_pt, coco128_yaml, c
     assert any("Transferred 355/359 items" in m for m in messages)
     assert any("initialised here: model.22.dgqp.fc1.weight" in m for m in messages)
     assert model.model.names[0] == "person"
+
+
+@pytest.fixture(scope="module")
+def stock_yolo11_pt(tmp_path_factory, coco128_yaml) -> str:
+    """A stock YOLO11n checkpoint made here (none ships offline): one tiny epoch of yolo11n.yaml on coco128."""
+    from .conftest import TINY_TRAIN
+
+    project = tmp_path_factory.mktemp("yolo11")
+    YOLO("yolo11n.yaml").train(data=coco128_yaml, project=str(project), name="stock",
+                               **{**TINY_TRAIN, "fraction": 0.1, "imgsz": 64})
+    return str(project / "stock" / "weights" / "last.pt")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["gfl", "qfl", "vfl", "vfnet"])
+def test_yolo11_stock_checkpoint_transfers_into_every_variant(variant, stock_yolo11_pt, capfd):
+    from ultralytics.utils import LOGGER
+
+    messages = []
+    emit = LOGGER.info
+    LOGGER.info = lambda msg, *a, **k: (messages.append(str(msg)), emit(msg, *a, **k))
+    try:
+        model = YOLOGFL(f"yolo11n-{variant}.yaml").load(stock_yolo11_pt).model
+    finally:
+        LOGGER.info = emit
+    stock = YOLO(stock_yolo11_pt).model
+    own, theirs = model.state_dict(), stock.state_dict()
+    assert len(theirs) > 400  # YOLO11n's C3k2/C2PSA graph, not YOLOv8's 355 tensors
+    for name, tensor in theirs.items():  # every stock tensor has its place, with the stock values
+        torch.testing.assert_close(own[name].float(), tensor.float(), msg=name)
+    fresh = sorted(k for k in own if k not in theirs)
+    new_parts = {"gfl": (".dgqp.",), "vfnet": ("_star.", ".refine.")}.get(variant, ())  # the branches yolo_gfl adds
+    assert all(any(part in k for part in new_parts) for k in fresh) and bool(fresh) == bool(new_parts), fresh
+    summary = next(m for m in messages if m.startswith("yolo_gfl:") and "tensors match" in m)
+    assert f"{len(own) - len(fresh)}/{len(own)} tensors match" in summary
+    assert all(k in summary for k in fresh)  # the log names every new tensor

@@ -185,3 +185,15 @@ def test_cli_bad_argument_exits_2_naming_the_fix(data, tmp_path, capsys):
     assert main(base[3:] + ["seeds=0,x"]) == 2
     assert "seeds=0,1,2" in capsys.readouterr().err
     assert not (tmp_path / "zoo").exists()
+
+
+@pytest.mark.parametrize("family,models", [
+    ("yolo11", ["yolo11n.yaml", "yolo11n-vfl.yaml", "yolo11n-qfl.yaml", "yolo11n-gfl.yaml", "yolo11n-vfnet.yaml"]),
+    ("yolov8s", ["yolov8s.yaml", "yolov8s-vfl.yaml", "yolov8s-qfl.yaml", "yolov8s-gfl.yaml", "yolov8s-vfnet.yaml"]),
+])
+def test_models_family_compares_stock_with_its_variants(family, models, data):
+    from yolo_gfl.zoo.request import check_request
+
+    request = check_request(family, data, 1, 0, 64, "zoo", False, 1, 1, 1, {})
+    assert request.models == models
+    assert [c.key.split("-s0")[0] for c in request.cells] == [m.removesuffix(".yaml") for m in models]

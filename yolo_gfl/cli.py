@@ -1,6 +1,7 @@
 """The ``yolo-gfl`` command line (also ``python -m yolo_gfl``), mirroring Ultralytics' ``yolo`` CLI.
 
-    yolo-gfl MODE key=value ...
+    yolo-gfl [detect] MODE key=value ... [flag ...]     (a bare boolean key is key=True, as in `yolo`)
+    yolo-gfl help | version | cfg | checks | settings | copy-cfg
 
 Every argument is checked before anything starts: Ultralytics' own arguments against its defaults and value checks,
 yolo_gfl's options against theirs. A bad key or value prints what is wrong and the valid choices and exits with 2.
@@ -13,8 +14,17 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-from ultralytics.cfg import check_cfg, merge_equals_args, parse_key_value_pair
-from ultralytics.utils import ASSETS, DEFAULT_CFG_DICT
+from ultralytics.cfg import MODES as ULTRALYTICS_MODES
+from ultralytics.cfg import (
+    TASKS,
+    check_cfg,
+    copy_default_cfg,
+    handle_yolo_settings,
+    merge_equals_args,
+    parse_key_value_pair,
+)
+from ultralytics.utils import ASSETS, DEFAULT_CFG_DICT, YAML
+from ultralytics.utils.checks import check_yaml
 
 from . import __version__
 from .configs import model_cfg_names
@@ -25,35 +35,42 @@ from .options import OPTIONS, GFLOptionError, format_options_help, split_options
 __all__ = ["entrypoint", "main", "CLIError"]
 
 MODES = ("train", "val", "predict", "export", "analyze", "zoo")
+SPECIAL = ("help", "version", "cfg", "checks", "settings", "copy-cfg")  # commands that are not modes
+BARE_FLAGS = {"half", "int8", "end2end", "nms"}  # bare 'yolo' flags whose default is None (ultralytics.cfg.entrypoint)
 DEFAULT_MODEL = "yolov8n-gfl.yaml"
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {
     "predict": {"save": True},  # as `yolo predict` does: a CLI user wants the annotated images on disk
 }
 
-USAGE = f"""yolo-gfl {__version__}: IoU-aware YOLOv8 (VarifocalNet, GFL v1/v2) on Ultralytics.
+USAGE = f"""yolo-gfl {__version__}: IoU-aware YOLOv8 and YOLO11 (VarifocalNet, GFL v1/v2) on Ultralytics.
 
 Usage:
-    yolo-gfl MODE key=value ...
+    yolo-gfl [detect] MODE key=value ... [flag ...]
         MODE is one of {", ".join(MODES)}; keys are Ultralytics' own arguments (see 'yolo-gfl cfg')
-        plus the yolo_gfl options below (train only: a checkpoint carries its variant).
-    yolo-gfl help | version | cfg
+        plus the yolo_gfl options below (train only: a checkpoint carries its variant). A bare boolean key is
+        key=True ('resume', 'show', 'save_txt', 'half', 'dynamic', 'dgqp', ...); cfg=file.yaml supplies defaults.
+    yolo-gfl {" | ".join(SPECIAL)}
+        checks: system and export-package report; settings [key=value | reset]: Ultralytics' settings;
+        copy-cfg: writes Ultralytics' default.yaml here as default_copy.yaml, to edit and pass as cfg=
 
 Examples:
     yolo-gfl train model=yolov8n-gfl.yaml data=coco128.yaml epochs=10 imgsz=320
     yolo-gfl train model=yolov8n.yaml data=coco128.yaml epochs=10 imgsz=320          # stock YOLOv8 baseline
+    yolo-gfl detect train model=yolo11n-gfl.yaml data=coco128.yaml epochs=10         # YOLO11 variants alike
+    yolo-gfl train resume model=runs/detect/train/weights/last.pt                    # continue a stopped run
     yolo-gfl train model=yolov8n-qfl.yaml pretrained=yolov8n.pt cls_loss=vfl data=...  # stock weights transfer
     yolo-gfl val model=runs/detect/train/weights/best.pt data=coco128.yaml
     yolo-gfl val model=best.pt data=coco128.yaml coco=True calibration=True  # pycocotools AP, score-IoU report
     yolo-gfl analyze model=best.pt data=coco128.yaml imgsz=320   # ranking oracle + score-IoU calibration
     yolo-gfl zoo models=yolov8n.yaml,yolov8n-gfl.yaml data=synthetic-n500-v100-i160 epochs=10 seeds=0,1,2 imgsz=160
         # train each model per seed alike, evaluate alike: zoo.md/zoo.csv + plots in runs/zoo (rerun resumes);
-        # default models: stock yolov8n and every variant; eval_only=True models=a.pt,b.pt compares checkpoints;
+        # default models: stock yolov8n and every variant (models=yolo11: YOLO11n's); eval_only=True models=a.pt,b.pt;
         # jobs=2 trains two cells at once (on CPU each trains with cpu_count-1 threads)
     yolo-gfl predict model=best.pt source=images/
     yolo-gfl val model=best.pt data=coco128.yaml paper=True nms=soft  # conf 0.05, 1000/level, IoU 0.6, 100 dets, soft-NMS
     yolo-gfl export model=best.pt format=onnx
 
-Model configs (every scale n/s/m/l/x, e.g. yolov8s-gfl.yaml): {", ".join(model_cfg_names())}, and Ultralytics' own.
+Model configs (every scale n/s/m/l/x, e.g. yolov8s-gfl.yaml, yolo11s-gfl.yaml): {", ".join(model_cfg_names())}, and Ultralytics' own.
 
 {format_options_help()}
 """
@@ -63,28 +80,76 @@ class CLIError(Exception):
     """A command line that cannot run; the message says what is wrong and how to fix it."""
 
 
-def parse(argv: list[str]) -> tuple[str, dict[str, Any]]:
-    """Split ``MODE key=value ...`` into the mode and a dict of typed values (Ultralytics' parsing rules)."""
-    if not argv:
-        raise CLIError("no mode given. " + f"Valid modes: {', '.join(MODES)} (or help, version, cfg).")
-    mode, *pairs = argv
-    if mode not in MODES:
-        close = get_close_matches(mode, MODES, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise CLIError(f"unknown mode '{mode}'.{hint} Valid modes: {', '.join(MODES)} (or help, version, cfg).")
+def _flag(token: str) -> bool:
+    """Whether a bare ``token`` means ``token=True`` (Ultralytics' rule in ``ultralytics.cfg.entrypoint``, plus
+    yolo_gfl's own switches): a key whose default is a bool, or one of the flags whose default is None."""
+    if token in DEFAULT_CFG_DICT and isinstance(DEFAULT_CFG_DICT[token], bool) or token in BARE_FLAGS:
+        return True
+    if token in OPTIONS:
+        return isinstance(OPTIONS[token].default, bool)
+    return token in EVAL_OPTIONS or token == "paper"
+
+
+def _cfg_file(path: str) -> dict[str, Any]:
+    """The arguments of a ``cfg=`` YAML (e.g. one written by ``copy-cfg``): the keys that differ from the defaults."""
     try:
-        pairs = merge_equals_args(pairs)
+        loaded = YAML.load(check_yaml(path))
+    except FileNotFoundError:
+        raise CLIError(f"cfg={path} does not exist. Write one with 'yolo-gfl copy-cfg' and edit it.") from None
+    return {k: v for k, v in loaded.items() if k != "cfg" and not (k in DEFAULT_CFG_DICT and DEFAULT_CFG_DICT[k] == v)}
+
+
+def parse(argv: list[str]) -> tuple[str, dict[str, Any]]:
+    """Read a command line as ``yolo`` does: the mode (and task) anywhere, ``key=value`` pairs typed by Ultralytics'
+    rules, a bare boolean key meaning ``key=True``, ``cfg=file.yaml`` as defaults for the other arguments."""
+    try:
+        tokens = merge_equals_args(argv)
     except SyntaxError as e:
         raise CLIError(str(e)) from None
-    args: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise CLIError(f"argument '{pair}' is not of the form key=value (e.g. 'epochs=10').")
-        try:
-            key, value = parse_key_value_pair(pair)
-        except AssertionError as e:
-            raise CLIError(f"{e} in '{pair}': give a value, e.g. '{pair}10'.") from None
-        args[key] = value
+    modes, args, from_file = [], {}, {}
+    for i, token in enumerate(tokens):
+        token = token.removeprefix("--")  # 'yolo' accepts '--epochs=3' with a warning
+        if "=" in token:
+            try:
+                key, value = parse_key_value_pair(token)
+            except AssertionError as e:
+                raise CLIError(f"{e} in '{token}': give a value, e.g. '{token}10'.") from None
+            if key == "cfg" and value is not None:
+                from_file = _cfg_file(str(value))
+            elif key == "mode":
+                modes.append(str(value))
+            else:
+                args[key] = value
+        elif token in TASKS:
+            args["task"] = token
+        elif token in MODES or token in ULTRALYTICS_MODES or (i == 0 and token not in DEFAULT_CFG_DICT):
+            modes.append(token)
+        elif _flag(token):
+            args[token] = True
+        elif token in DEFAULT_CFG_DICT or token in OPTIONS:
+            example = OPTIONS[token].default if token in OPTIONS else DEFAULT_CFG_DICT[token]
+            raise CLIError(f"argument '{token}' is not of the form key=value: give it a value, e.g. '{token}={example}'.")
+        else:
+            close = get_close_matches(token, [*MODES, *DEFAULT_CFG_DICT, *OPTIONS], n=3)
+            hint = f" Similar: {close}." if close else ""
+            raise CLIError(f"'{token}' is neither a mode nor a key=value argument.{hint} Valid modes: {', '.join(MODES)}.")
+    args = {**from_file, **args}  # the command line wins over the cfg file
+    modes = modes or ([args.pop("mode")] if "mode" in args else [])
+    args.pop("mode", None)
+    if len(set(modes)) > 1:
+        raise CLIError(f"more than one mode given ({', '.join(modes)}): give one of {', '.join(MODES)}.")
+    if not modes:
+        raise CLIError("no mode given. " + f"Valid modes: {', '.join(MODES)} (or {', '.join(SPECIAL)}).")
+    mode = modes[0]
+    if mode not in MODES:
+        close = get_close_matches(mode, MODES, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close and mode not in ULTRALYTICS_MODES else ""
+        other = " (an Ultralytics mode that yolo-gfl does not offer: use plain 'yolo', which loads yolo_gfl checkpoints)"
+        raise CLIError(f"unknown mode '{mode}'{other if mode in ULTRALYTICS_MODES else ''}.{hint} "
+                       f"Valid modes: {', '.join(MODES)} (or {', '.join(SPECIAL)}).")
+    task = args.pop("task", "detect")
+    if task != "detect":
+        raise CLIError(f"task '{task}' is not available: yolo_gfl models are detectors (task=detect, the default).")
     return mode, args
 
 
@@ -126,6 +191,9 @@ def check(mode: str, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     except (TypeError, ValueError) as e:
         raise CLIError(str(e)) from None
     model = ultralytics_args.get("model")
+    if mode == "train" and ultralytics_args.get("resume") is True and not str(model or "").endswith(".pt"):
+        raise CLIError("'resume' needs the checkpoint of the run to continue: "
+                       "'yolo-gfl train resume model=runs/detect/train/weights/last.pt'.")
     if mode == "analyze" and "data" not in ultralytics_args:
         raise CLIError("'analyze' needs a dataset, e.g. 'yolo-gfl analyze model=best.pt data=coco128.yaml'.")
     if mode != "train" and model is None:
@@ -154,18 +222,46 @@ def run(mode: str, options: dict[str, Any], args: dict[str, Any]):
     return getattr(model, mode)(**args)
 
 
+def checks() -> None:
+    """Ultralytics' system report, then yolo_gfl's version and which optional export packages are installed."""
+    from ultralytics.utils.checks import collect_system_info
+
+    from .export import export_support
+
+    collect_system_info()
+    print(f"yolo_gfl {__version__} ({Path(__file__).parent})")
+    for fmt, note in export_support().items():
+        print(f"  export format={fmt:<12} {note}")
+
+
+def special(command: str, rest: list[str]) -> int:
+    """Run a command that is not a mode (help, version, cfg, checks, settings, copy-cfg); return the exit code."""
+    if command == "help":
+        print(USAGE)
+    elif command == "version":
+        print(__version__)
+    elif command == "cfg":
+        print("\n".join(f"{k}={v}" for k, v in DEFAULT_CFG_DICT.items()))
+    elif command == "checks":
+        checks()
+    elif command == "settings":  # Ultralytics' settings (runs_dir, datasets_dir, ...) are the ones yolo_gfl runs use
+        handle_yolo_settings(rest)
+    elif command == "copy-cfg":  # Ultralytics' default.yaml, to edit and pass back as 'cfg=default_copy.yaml'
+        copy_default_cfg()
+        print("yolo_gfl options (cls_loss, dgqp, ...) may be added to the copy as keys of their own.")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI on ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] in ([], ["help"], ["-h"], ["--help"]):
+    if not argv:
         print(USAGE)
-        return 0 if argv else 2
-    if argv[0] in ("version", "--version"):
-        print(__version__)
-        return 0
-    if argv[0] == "cfg":
-        print("\n".join(f"{k}={v}" for k, v in DEFAULT_CFG_DICT.items()))
-        return 0
+        return 2
+    command = argv[0].lstrip("-")  # '-h', '--help', '--version' as in 'yolo'
+    command = {"h": "help", "v": "version"}.get(command, command)
+    if command in SPECIAL:
+        return special(command, argv[1:])
     try:
         mode, args = parse(argv)
         if mode == "zoo":  # its own arguments (models=, seeds=, eval_only=, ...), checked by yolo_gfl.zoo

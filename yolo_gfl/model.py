@@ -111,4 +111,8 @@ class YOLOGFL(Model):
                         f"opset>={ONNX_MIN_OPSET} (the default for this model), or export a variant without deformable "
                         f"convolution (e.g. yolov8n-gfl.yaml)."
                     )
+        if isinstance(self.model, torch.nn.Module):
+            from .export import check_export
+
+            check_export(self.model, str(kwargs.get("format", self.overrides.get("format", "torchscript"))).lower())
         return super().export(**kwargs)

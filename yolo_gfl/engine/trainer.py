@@ -5,6 +5,7 @@ from __future__ import annotations
 from copy import copy
 from typing import Any
 
+import torch
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
@@ -58,6 +59,11 @@ class GFLTrainer(DetectionTrainer):
         if self.resume and self.gfl_overrides:
             LOGGER.warning(f"Resume ignores yolo_gfl options {self.gfl_overrides}, using the checkpoint's variant.")
             self.gfl_overrides = {}
+        if self.gfl_overrides and not isinstance(self.model, torch.nn.Module):
+            # Ultralytics' multi-GPU launch (ultralytics/utils/dist.py) rebuilds the trainer in each worker from its
+            # arguments, which cannot hold yolo_gfl options, and from trainer.model: build the model now, so that the
+            # options travel inside it (the workers' setup_model keeps a built model).
+            self.setup_model()
 
     def get_model(self, cfg: str | dict | None = None, weights=None, verbose: bool = True):
         """Build the variant named by ``cfg`` plus the option overrides; load matching ``weights`` tensors."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ultralytics.nn.modules.head import Detect
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import LOGGER
 from ultralytics.utils.torch_utils import initialize_weights
@@ -39,6 +40,7 @@ class GFLDetectionModel(DetectionModel):
         self.gfl_options = options
         self.yaml["gfl"] = dict(options)  # full, checked set travels in checkpoints
         head = self.model[-1]
+        check_head(head, cfg.get("yaml_file") or cfg.get("base"))
         if options["head"] == "vfnet":  # VarifocalNet: star-shaped deformable features and box refinement
             self.model[-1] = VFNetDetect.from_detect(head, offset_grad=options["vfnet_offset_grad"])
         else:
@@ -78,6 +80,28 @@ class GFLDetectionModel(DetectionModel):
         """Test-time augmentation is not supported for the GFL head (Ultralytics' TTA accepts only ``Detect``)."""
         LOGGER.warning("yolo_gfl models do not support augment=True; running single-scale prediction.")
         return self._predict_once(x)
+
+
+def check_head(head, name: str | None) -> None:
+    """Refuse an architecture whose head yolo_gfl cannot take over, naming why (before any training starts).
+
+    The IoU-aware losses need Ultralytics' plain ``Detect`` with box *distributions* (``reg_max`` > 1: DFL trains
+    them, DGQP reads their top-k) and one-to-many assignment. YOLO26 (``reg_max: 1``, ``end2end: True``) regresses
+    each side directly (its DFL layer is an identity, there is no distribution for DFL or DGQP) and trains a second,
+    one-to-one head for NMS-free output; YOLOv10's ``v10Detect`` is end-to-end too.
+    """
+    reasons = []
+    if type(head) is not Detect:
+        reasons.append(f"its head is {type(head).__name__}, not Ultralytics' plain Detect")
+    if head.reg_max < 2:
+        reasons.append(f"reg_max={head.reg_max} (no box distribution for DFL and DGQP)")
+    if getattr(head, "one2one_cv2", None) is not None:  # the one-to-one copy that end2end heads carry
+        reasons.append("it is end-to-end (a one-to-one NMS-free head that the IoU-aware loss does not train)")
+    if reasons:
+        raise ValueError(
+            f"{name}: yolo_gfl cannot build an IoU-aware variant of this architecture: {'; '.join(reasons)}. Use a "
+            f"family with a DFL Detect head (base: yolov8.yaml, yolo11.yaml, yolo12.yaml, yolov9c.yaml, ...)."
+        )
 
 
 def describe_options(options: dict[str, Any]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,15 +29,23 @@ class ZooCellError(RuntimeError):
     """One or more cells failed; the message names them and their log files."""
 
 
-def default_models(scale: str = "n") -> list[str]:
-    """Stock YOLOv8 (BCE) and each IoU-aware variant yolo_gfl has, at ``scale``; ``-vfnet`` only where it exists."""
+FAMILIES = ("yolov8", "yolo11")  # the Ultralytics families yolo_gfl ships variants of
+_FAMILY = re.compile(rf"^({'|'.join(FAMILIES)})([nslmx]?)$")
+
+
+def default_models(scale: str = "n", family: str = "yolov8") -> list[str]:
+    """Stock ``family`` (BCE) and each IoU-aware variant yolo_gfl has, at ``scale``; ``-vfnet`` only where it exists."""
     from ..configs import resolve_model_cfg
 
-    names = list(BASE_MODELS)
-    for name in OPTIONAL_MODELS:
-        if resolve_model_cfg(name) != name:  # resolves into yolo_gfl's cfg/models only when the file is there
-            names.append(name)
-    return [n.replace("yolov8n", f"yolov8{scale}", 1) for n in names]
+    names = [n.replace("yolov8n", f"{family}{scale}", 1) for n in (*BASE_MODELS, *OPTIONAL_MODELS)]
+    optional = names[len(BASE_MODELS):]  # resolves into yolo_gfl's cfg/models only when the file is there
+    return names[: len(BASE_MODELS)] + [n for n in optional if resolve_model_cfg(n) != n]
+
+
+def _expand_family(models: Any) -> Any:
+    """``models=yolo11`` (or ``yolo11s``, ``yolov8m``): stock and every variant of that family at that scale."""
+    match = _FAMILY.match(models.strip()) if isinstance(models, str) else None
+    return default_models(match.group(2) or "n", match.group(1)) if match else models
 
 
 def _as_list(value: Any, what: str) -> list[str]:
@@ -263,7 +272,7 @@ def check_request(models: Any, data: Any, epochs: Any, seeds: Any, imgsz: Any, n
     """Check every argument of :func:`run_zoo` and list its cells; raise ZooError naming the first problem."""
     if not isinstance(eval_only, bool):
         raise ZooError(f"eval_only={eval_only!r} must be True or False")
-    given = _as_list(models if models is not None else default_models(), "models")
+    given = _as_list(_expand_family(models) if models is not None else default_models(), "models")
     seeds_t = _parse_seeds(seeds)
     epochs = _check_positive_int("epochs", epochs)
     imgsz = _check_positive_int("imgsz", imgsz)
