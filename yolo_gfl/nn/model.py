@@ -40,7 +40,9 @@ class GFLDetectionModel(DetectionModel):
         self.yaml["gfl"] = dict(options)  # full, checked set travels in checkpoints
         head = self.model[-1]
         if options["head"] == "vfnet":  # VarifocalNet: star-shaped deformable features and box refinement
-            self.model[-1] = VFNetDetect.from_detect(head, offset_grad=options["vfnet_offset_grad"])
+            self.model[-1] = VFNetDetect.from_detect(
+                head, offset_grad=options["vfnet_offset_grad"], star_op=options["vfnet_star_op"]
+            )
         else:
             self.model[-1] = GFLDetect.from_detect(
                 head,
