@@ -122,6 +122,18 @@ def test_grid_sample_operator_equals_deform_conv2d_values_and_gradients(shape, r
         torch.testing.assert_close(a, e, atol=1e-4, rtol=1e-4, msg=name)
 
 
+def test_grid_sample_operator_takes_non_contiguous_tensors():
+    """Channels-last features and a permuted kernel (as the trainer can hand over) give deform_conv2d's result."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 5, 6, 7, generator=g).to(memory_format=torch.channels_last)
+    offsets = torch.randn(2, 18, 6, 7, generator=g).mul(3).to(memory_format=torch.channels_last)
+    weight = torch.randn(4, 3, 3, 5, generator=g).permute(0, 3, 1, 2)  # (4, 5, 3, 3), not contiguous
+    assert not weight.is_contiguous() and not x.is_contiguous()
+    torch.testing.assert_close(
+        deform_conv3x3_grid_sample(x, offsets, weight), deform_conv2d(x, offsets, weight, padding=1), atol=1e-4, rtol=1e-4
+    )
+
+
 def test_star_op_under_cpu_autocast():
     """Under bfloat16 autocast both operators still run in float32 and agree; the result keeps the input's dtype."""
     g = torch.Generator().manual_seed(3)
@@ -368,6 +380,42 @@ def test_train_one_epoch_then_val_and_predict(vfnet_run, coco128_yaml, val_image
         torch.testing.assert_close(a.boxes.data, b.boxes.data)
     soft = ours.predict(val_images, nms="soft", pre_nms_topk=100, **kwargs)
     assert all(len(r.boxes) > 0 for r in soft)
+
+
+@pytest.mark.slow
+def test_checkpoint_written_before_the_operator_change_predicts_the_same_boxes(
+    tmp_path, coco128_yaml, stock_pt, val_images
+):
+    """A -vfnet fine-tuned from yolov8n.pt with torchvision's deform_conv2d (the code path before grid_sample), saved
+    as checkpoints were then (no star_op on the head, no vfnet_star_op in its options), loads through YOLOGFL and
+    plain YOLO and predicts the same boxes with the new default operator as with deform_conv2d."""
+    YOLOGFL("yolov8n-vfnet.yaml").train(
+        data=coco128_yaml, pretrained=stock_pt, project=str(tmp_path), name="dcn", vfnet_star_op="deform_conv2d",
+        **{**TINY_TRAIN, "imgsz": 128},
+    )
+    ckpt = torch.load(tmp_path / "dcn" / "weights" / "best.pt", weights_only=False)
+    saved = [m for m in (ckpt.get("model"), ckpt.get("ema")) if m is not None]
+    assert saved
+    for model in saved:
+        head = model.model[-1]
+        assert head.star_op == "deform_conv2d" and head.cls_star[0].bn.weight.abs().sum() > 0  # star branch trained
+        del head.star_op  # the pre-change format: the head had no such attribute and its options no such key
+        model.yaml["gfl"].pop("vfnet_star_op")
+        model.gfl_options.pop("vfnet_star_op")
+    old = tmp_path / "old.pt"
+    torch.save(ckpt, old)
+
+    kwargs = dict(imgsz=128, conf=0.25, device="cpu", verbose=False)
+    for loader in (YOLOGFL, YOLO):
+        model = loader(old)
+        assert model.model.model[-1].star_op == "auto"  # the class default fills the missing attribute
+        new = model.predict(val_images, **kwargs)
+        model.model.model[-1].star_op = "deform_conv2d"
+        before = model.predict(val_images, **kwargs)
+        assert sum(len(r.boxes) for r in before) > 0
+        for a, b in zip(new, before):
+            assert len(a.boxes) == len(b.boxes)
+            torch.testing.assert_close(a.boxes.data, b.boxes.data, atol=1e-3, rtol=0)
 
 
 def exported_outputs(fmt: str, exported: str, x: np.ndarray) -> np.ndarray:

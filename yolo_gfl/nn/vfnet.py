@@ -125,13 +125,14 @@ def deform_conv3x3_grid_sample(x: torch.Tensor, offsets: torch.Tensor, weight: t
     taps = torch.tensor(_TAPS, dtype=offsets.dtype, device=offsets.device).view(1, 9, 2, 1, 1)
     rows = torch.arange(h, dtype=offsets.dtype, device=offsets.device).view(1, 1, h, 1)
     cols = torch.arange(w, dtype=offsets.dtype, device=offsets.device).view(1, 1, 1, w)
-    points = offsets.view(b, 9, 2, h, w) + taps  # (dy, dx) of each tap from its location
+    points = offsets.reshape(b, 9, 2, h, w) + taps  # (dy, dx) of each tap from its location
     py, px = points[:, :, 0] + rows, points[:, :, 1] + cols  # (B, 9, H, W) sampling positions in pixels
     # grid_sample's normalised coordinates with align_corners=False: pixel p sits at (2p + 1) / size - 1. (With
     # align_corners=True a map of width 1 would divide by zero.)
     grid = torch.stack(((2 * px + 1) / w - 1, (2 * py + 1) / h - 1), -1).view(b, 9 * h, w, 2)
     samples = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)  # (B, C, 9H, W)
-    return F.conv2d(samples.view(b, c * 9, h, w), weight.view(weight.shape[0], c * 9, 1, 1))
+    # reshape, not view: the trainer may hand over a kernel that is not contiguous
+    return F.conv2d(samples.reshape(b, c * 9, h, w), weight.reshape(weight.shape[0], c * 9, 1, 1))
 
 
 class DeformConv3x3(nn.Conv2d):
