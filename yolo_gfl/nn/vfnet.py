@@ -131,8 +131,9 @@ def deform_conv3x3_grid_sample(x: torch.Tensor, offsets: torch.Tensor, weight: t
     # align_corners=True a map of width 1 would divide by zero.)
     grid = torch.stack(((2 * px + 1) / w - 1, (2 * py + 1) / h - 1), -1).view(b, 9 * h, w, 2)
     samples = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)  # (B, C, 9H, W)
-    # reshape, not view: the trainer may hand over a kernel that is not contiguous
-    return F.conv2d(samples.reshape(b, c * 9, h, w), weight.reshape(weight.shape[0], c * 9, 1, 1))
+    # The kernel's shape comes from the kernel alone (ONNX needs it static when the input is dynamic); flatten and
+    # reshape, not view, because the trainer may hand over a kernel that is not contiguous.
+    return F.conv2d(samples.reshape(b, c * 9, h, w), weight.flatten(1)[:, :, None, None])
 
 
 class DeformConv3x3(nn.Conv2d):
