@@ -36,8 +36,8 @@ Design choices (stated because the paper leaves room, and where this differs fro
   offsets need no division; ``star_offsets`` takes a ``stride`` for distances given in pixels.
 * **Operator.** A 3x3 deformable convolution samples nine points per location and applies a 3x3 kernel to them; the
   same sum is nine bilinear samples (``F.grid_sample``) followed by a 1x1 convolution over the stacked samples
-  (:func:`deform_conv3x3_grid_sample`). On this project's CPU that is several times faster than torchvision's
-  ``deform_conv2d`` kernel, forward and backward, and every export format has the two operators. ``deform_conv2d``
+  (:func:`deform_conv3x3_grid_sample`). On this project's CPU that is faster than torchvision's ``deform_conv2d``
+  kernel, forward and more so backward (figures in docs/vfnet.md), and every export format has the two operators. ``deform_conv2d``
   stays selectable (``vfnet_star_op``): both compute the same function of the same weights, so a checkpoint runs
   with either.
 """
