@@ -470,16 +470,19 @@ def test_export_matches_pytorch_on_real_images(fmt, vfnet_run, val_images, tmp_p
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["onnx", "openvino"])
 def test_exported_model_predicts_through_plain_yolo_cli(fmt, vfnet_run, val_images, tmp_path):
-    import shutil
     import subprocess
+    import sys
 
     if fmt == "openvino":
         pytest.importorskip("openvino", reason="OpenVINO export needs the openvino package (pip install .[export])")
     best = tmp_path / "best.pt"
     best.write_bytes((vfnet_run / "weights" / "best.pt").read_bytes())
     exported = YOLOGFL(best).export(format=fmt, imgsz=96, device="cpu")
+    # Ultralytics' `yolo` entry point run by this interpreter: a `yolo` script first on PATH may belong to another
+    # Python (e.g. one without openvino).
+    yolo = [sys.executable, "-c", "from ultralytics.cfg import entrypoint; entrypoint()"]
     r = subprocess.run(
-        [shutil.which("yolo"), "predict", f"model={exported}", f"source={val_images[0]}", "imgsz=96", "conf=0.0001",
+        [*yolo, "predict", f"model={exported}", f"source={val_images[0]}", "imgsz=96", "conf=0.0001",
          "save_txt=True", f"project={tmp_path}", "name=p"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "YOLO_OFFLINE": "1"},
     )
