@@ -1,11 +1,13 @@
 """Overhead of each yolo_gfl variant against stock YOLOv8, measured side by side in one run.
 
     python benchmarks/overhead.py [--scale n] [--imgsz 640] [--runs 30] [--device cpu] [--variants gfl,qfl,vfl,vfnet]
+    python benchmarks/overhead.py --variants vfnet,vfnet:vfnet_star_op=deform_conv2d  # a variant with options
 
 Prints parameters, GFLOPs, inference latency (median over --runs, batch 1 and 16), training step time
 (forward + loss + backward, batch 8), loss-function time alone, and NMS time, with ratios to stock. GFLOPs are
 Ultralytics' (thop); for vfnet they count the star deformable convolutions as 3x3 convolutions (their multiply-adds),
 not the bilinear sampling on top. Variants run interleaved round by round so drifts in machine load hit all alike.
+A variant is NAME (``yolov8{scale}-NAME.yaml``) optionally followed by ``:option=value`` pairs of yolo_gfl options.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ultralytics.cfg import get_cfg  # noqa: E402
 from ultralytics.utils import nms  # noqa: E402
 from ultralytics.utils.torch_utils import get_flops  # noqa: E402
 
+from yolo_gfl.configs import load_model_cfg  # noqa: E402
 from yolo_gfl.nn import build_detection_model  # noqa: E402
 
 
@@ -36,6 +39,15 @@ def synthetic_batch(n: int, imgsz: int, objects: int = 6, nc: int = 80, seed: in
         "cls": torch.randint(0, nc, (n * objects, 1), generator=g).float(),
         "bboxes": torch.cat((xy, wh), 1),
     }
+
+
+def variant_cfg(name: str, scale: str) -> dict:
+    """The model config of a variant spec: ``stock``, ``NAME`` or ``NAME:option=value:...``."""
+    base, *pairs = name.split(":")
+    cfg = load_model_cfg(f"yolov8{scale}.yaml" if base == "stock" else f"yolov8{scale}-{base}.yaml")
+    if pairs:
+        cfg.setdefault("gfl", {}).update(pair.split("=", 1) for pair in pairs)
+    return cfg
 
 
 def timed(fn, device) -> float:
@@ -61,7 +73,7 @@ def main() -> None:
     names = ["stock"] + [v for v in args.variants.split(",") if v]
     models, train_models = {}, {}
     for name in names:
-        cfg = f"yolov8{args.scale}.yaml" if name == "stock" else f"yolov8{args.scale}-{name}.yaml"
+        cfg = variant_cfg(name, args.scale)
         torch.manual_seed(0)
         train_models[name] = build_detection_model(cfg, verbose=False).to(device)
         train_models[name].args = get_cfg()
@@ -108,12 +120,13 @@ def main() -> None:
              "loss": "loss ms", "nms": "NMS ms"}
     print(f"\nyolov8{args.scale} variants, imgsz {args.imgsz}, device {device}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, median of {args.runs} runs (b16: {len(samples['stock']['lat16'])})")
-    print(f"{'variant':10}" + "".join(f"{heads.get(c, c):>20}" for c, _ in cols))
+    width = max(10, *(len(n) + 1 for n in names))
+    print(f"{'variant':{width}}" + "".join(f"{heads.get(c, c):>20}" for c, _ in cols))
     for n in names:
-        print(f"{n:10}" + "".join(f"{f.format(results[n][c]):>20}" for c, f in cols))
+        print(f"{n:{width}}" + "".join(f"{f.format(results[n][c]):>20}" for c, f in cols))
     print("ratio to stock:")
     for n in names[1:]:
-        print(f"{n:10}" + "".join(f"{results[n][c] / results['stock'][c]:>20.3f}" for c, _ in cols))
+        print(f"{n:{width}}" + "".join(f"{results[n][c] / results['stock'][c]:>20.3f}" for c, _ in cols))
 
 
 if __name__ == "__main__":

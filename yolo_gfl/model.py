@@ -6,7 +6,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import torch
 from ultralytics.engine.model import Model
 
 from .configs import resolve_model_cfg
@@ -89,28 +88,7 @@ class YOLOGFL(Model):
         return super().predict(source, stream, predictor=predictor, **kwargs)
 
     def export(self, **kwargs: Any):
-        """Export like ``YOLO.export``; a VFNet head (deformable convolution) exports to ONNX (opset >= 19) and
-        TorchScript only, and fails up front, writing nothing, for other formats or a lower opset."""
-        from .nn.vfnet import DCN_EXPORT_FORMATS, ONNX_MIN_OPSET, VFNetDetect
-
-        head = self.model.model[-1] if isinstance(self.model, torch.nn.Module) else None
-        if isinstance(head, VFNetDetect):
-            fmt = str(kwargs.get("format", self.overrides.get("format", "torchscript"))).lower()
-            if fmt not in DCN_EXPORT_FORMATS:
-                raise ValueError(
-                    f"format={fmt!r} cannot be exported for a VFNet head (head=vfnet): its star-shaped deformable "
-                    f"convolution exports only to {' and '.join(DCN_EXPORT_FORMATS)}. Use format=onnx or torchscript, "
-                    f"or export a variant without deformable convolution (e.g. yolov8n-gfl.yaml, yolov8n-vfl.yaml)."
-                )
-            if fmt == "onnx":
-                if kwargs.get("opset") is None:
-                    kwargs["opset"] = ONNX_MIN_OPSET  # ONNX's DeformConv needs opset 19; Ultralytics picks 18 here
-                elif int(kwargs["opset"]) < ONNX_MIN_OPSET:
-                    raise ValueError(
-                        f"opset={kwargs['opset']} has no DeformConv, which the VFNet head needs: use "
-                        f"opset>={ONNX_MIN_OPSET} (the default for this model), or export a variant without deformable "
-                        f"convolution (e.g. yolov8n-gfl.yaml)."
-                    )
+        """Export like ``YOLO.export``, after yolo_gfl's up-front check that the format can hold this variant."""
         if isinstance(self.model, torch.nn.Module):
             from .export import check_export
 

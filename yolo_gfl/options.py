@@ -136,6 +136,13 @@ OPTIONS: dict[str, Option] = {
         0.1, float, "head=vfnet: share of the star offsets' gradient reaching the initial box (VarifocalNet: 0.1)",
         low=0.0, high=1.0,
     ),
+    "vfnet_star_op": Option(
+        "auto",
+        str,
+        "head=vfnet: operator of the star convolution: grid_sample (nine bilinear samples + 1x1 conv; exports to every "
+        "format), deform_conv2d (torchvision), or auto (grid_sample, the faster one measured on CPU); same values",
+        choices=("auto", "grid_sample", "deform_conv2d"),
+    ),
     "vfnet_init_weight": Option(
         1.5, float, "head=vfnet: weight of the initial box's GIoU loss within the box loss (VarifocalNet: 1.5)",
         low=0.0, high=100.0,

@@ -42,7 +42,9 @@ class GFLDetectionModel(DetectionModel):
         head = self.model[-1]
         check_head(head, cfg.get("yaml_file") or cfg.get("base"))
         if options["head"] == "vfnet":  # VarifocalNet: star-shaped deformable features and box refinement
-            self.model[-1] = VFNetDetect.from_detect(head, offset_grad=options["vfnet_offset_grad"])
+            self.model[-1] = VFNetDetect.from_detect(
+                head, offset_grad=options["vfnet_offset_grad"], star_op=options["vfnet_star_op"]
+            )
         else:
             self.model[-1] = GFLDetect.from_detect(
                 head,

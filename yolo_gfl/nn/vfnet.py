@@ -9,8 +9,8 @@ integral (DFL), so the initial box is exactly the stock YOLOv8 box. From it come
     (x, y), (x - l', y), (x, y - t'), (x + r', y), (x, y + b'),
     (x - l', y - t'), (x + r', y - t'), (x - l', y + b'), (x + r', y + b'),
 
-which become the sampling locations of a 3x3 deformable convolution (``torchvision.ops.deform_conv2d``) on the head
-features: the star features see the box's centre, its four edges and its four corners. From them the head predicts
+which become the sampling locations of a 3x3 deformable convolution on the head features: the star features see the
+box's centre, its four edges and its four corners. From them the head predicts
 
 * the IoU-aware classification score (IACS) logits (class branch, ``cv3``), and
 * four scale factors (dl, dt, dr, db) = exp(conv(...)) that refine the box: (dl l', dt t', dr r', db b').
@@ -34,23 +34,38 @@ Design choices (stated because the paper leaves room, and where this differs fro
   and learns the star features from there. mmdetection's head has no shortcut; this one adds it for the transfer.
 * **Units.** YOLOv8's DFL distances are in units of the level's stride, which are the feature map's own units, so the
   offsets need no division; ``star_offsets`` takes a ``stride`` for distances given in pixels.
+* **Operator.** A 3x3 deformable convolution samples nine points per location and applies a 3x3 kernel to them; the
+  same sum is nine bilinear samples (``F.grid_sample``) followed by a 1x1 convolution over the stacked samples
+  (:func:`deform_conv3x3_grid_sample`). On this project's CPU that is faster than torchvision's ``deform_conv2d``
+  kernel, forward and more so backward (figures in docs/vfnet.md), and every export format has the two operators. ``deform_conv2d``
+  stays selectable (``vfnet_star_op``): both compute the same function of the same weights, so a checkpoint runs
+  with either.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torchvision.ops import deform_conv2d
 from ultralytics.utils.tal import make_anchors
 
+from ..options import OPTIONS
 from .head import GFLDetect
 
-__all__ = ["DeformConv3x3", "StarDeformConv", "VFNetDetect", "star_offsets", "star_points", "DCN_EXPORT_FORMATS", "ONNX_MIN_OPSET"]
+__all__ = [
+    "STAR_OPS",
+    "DeformConv3x3",
+    "StarDeformConv",
+    "VFNetDetect",
+    "deform_conv3x3_grid_sample",
+    "star_offsets",
+    "star_points",
+]
 
-# Export formats whose toolchain here runs torchvision's deformable convolution: ONNX (opset >= 19 has DeformConv;
-# onnxruntime implements it) and TorchScript (torchvision's op is a registered TorchScript op).
-DCN_EXPORT_FORMATS = ("onnx", "torchscript")
-ONNX_MIN_OPSET = 19  # the first ONNX opset with DeformConv
+# Implementations of the star convolution (option vfnet_star_op). "auto" is grid_sample on every device: it is the
+# faster one on the CPU measured here (docs/vfnet.md); no GPU measurement has been made to prefer deform_conv2d there.
+STAR_OPS = OPTIONS["vfnet_star_op"].choices
 
 _OFFSET_LIMIT = 1e4  # |offset| cap in feature-map cells (a real star reaches reg_max x exp(max_log_scale) < 1000)
 
@@ -92,8 +107,37 @@ def star_offsets(ltrb: torch.Tensor, stride: float | torch.Tensor = 1.0) -> torc
     return offsets.flatten(3).permute(0, 3, 1, 2)
 
 
+def deform_conv3x3_grid_sample(x: torch.Tensor, offsets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``deform_conv2d(x, offsets, weight, padding=1)`` for a 3x3 kernel, as nine bilinear samples and a 1x1 conv.
+
+    Tap k = 3 * row + col of output location (y, x) reads the input at (y + row - 1 + dy_k, x + col - 1 + dx_k),
+    bilinearly, with zeros outside the map, and the kernel weighs the nine samples: that is ``grid_sample`` with zero
+    padding at those points, stacked channel-major (c * 9 + k, the order of ``weight.view(C_out, C_in * 9)``), then a
+    1x1 convolution. Values and gradients (to ``x``, ``offsets`` and ``weight``) equal torchvision's within float
+    rounding (tests/test_vfnet.py checks them, borders included).
+
+    Args:
+        x: (B, C_in, H, W) features.
+        offsets: (B, 18, H, W) in torchvision's layout: channel 2k the y offset of tap k, 2k + 1 its x offset.
+        weight: (C_out, C_in, 3, 3) kernel.
+    """
+    b, c, h, w = x.shape
+    taps = torch.tensor(_TAPS, dtype=offsets.dtype, device=offsets.device).view(1, 9, 2, 1, 1)
+    rows = torch.arange(h, dtype=offsets.dtype, device=offsets.device).view(1, 1, h, 1)
+    cols = torch.arange(w, dtype=offsets.dtype, device=offsets.device).view(1, 1, 1, w)
+    points = offsets.reshape(b, 9, 2, h, w) + taps  # (dy, dx) of each tap from its location
+    py, px = points[:, :, 0] + rows, points[:, :, 1] + cols  # (B, 9, H, W) sampling positions in pixels
+    # grid_sample's normalised coordinates with align_corners=False: pixel p sits at (2p + 1) / size - 1. (With
+    # align_corners=True a map of width 1 would divide by zero.)
+    grid = torch.stack(((2 * px + 1) / w - 1, (2 * py + 1) / h - 1), -1).view(b, 9 * h, w, 2)
+    samples = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)  # (B, C, 9H, W)
+    # The kernel's shape comes from the kernel alone (ONNX needs it static when the input is dynamic); flatten and
+    # reshape, not view, because the trainer may hand over a kernel that is not contiguous.
+    return F.conv2d(samples.reshape(b, c * 9, h, w), weight.flatten(1)[:, :, None, None])
+
+
 class DeformConv3x3(nn.Conv2d):
-    """A 3x3, stride-1, padding-1 convolution that samples at ``offsets`` (``torchvision.ops.deform_conv2d``).
+    """A 3x3, stride-1, padding-1 convolution that samples at ``offsets``, with either operator of ``STAR_OPS``.
 
     A ``nn.Conv2d`` subclass so that FLOP counters (thop, as Ultralytics' ``get_flops`` uses) count its multiply-adds
     as a 3x3 convolution's (the bilinear sampling on top, about 4 x 9 x C_in x H x W, is not counted). It runs in
@@ -104,13 +148,18 @@ class DeformConv3x3(nn.Conv2d):
     def __init__(self, c_in: int, c_out: int):
         super().__init__(c_in, c_out, 3, padding=1, bias=False)
 
-    def forward(self, x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor, offsets: torch.Tensor, op: str = "grid_sample") -> torch.Tensor:  # type: ignore[override]
         with torch.autocast(device_type=x.device.type, enabled=False):
-            # torchvision's CPU kernel casts sampling positions to int: a NaN or huge offset (a diverged model, or the
-            # uninitialised input FLOP counters feed) reads out of bounds and crashes the process. Beyond the map
-            # the sampled value is 0 anyway, so clamping far outside any map changes nothing else.
-            offsets = offsets.float().nan_to_num(0.0, _OFFSET_LIMIT, -_OFFSET_LIMIT).clamp(-_OFFSET_LIMIT, _OFFSET_LIMIT)
-            y = deform_conv2d(x.float(), offsets, self.weight.float(), padding=(1, 1))
+            if op == "deform_conv2d":
+                # torchvision's CPU kernel casts sampling positions to int: a NaN or huge offset (a diverged model, or
+                # the uninitialised input FLOP counters feed) reads out of bounds and crashes the process. Beyond the
+                # map the sampled value is 0 anyway, so clamping far outside any map changes nothing else.
+                # (grid_sample needs no guard: out-of-map points read 0 and NaN ones give NaN, without crashing;
+                # nan_to_num would also keep the graph out of OpenVINO, which has no conversion for it.)
+                offsets = offsets.float().nan_to_num(0.0, _OFFSET_LIMIT, -_OFFSET_LIMIT).clamp(-_OFFSET_LIMIT, _OFFSET_LIMIT)
+                y = deform_conv2d(x.float(), offsets, self.weight.float(), padding=(1, 1))
+            else:
+                y = deform_conv3x3_grid_sample(x.float(), offsets.float(), self.weight.float())
         return y.to(x.dtype)
 
 
@@ -124,8 +173,8 @@ class StarDeformConv(nn.Module):
         nn.init.zeros_(self.bn.weight)  # zero-init residual: the block starts as the identity
         self.act = nn.SiLU()
 
-    def forward(self, x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-        return x + self.act(self.bn(self.conv(x, offsets)))
+    def forward(self, x: torch.Tensor, offsets: torch.Tensor, op: str = "grid_sample") -> torch.Tensor:
+        return x + self.act(self.bn(self.conv(x, offsets, op)))
 
 
 class VFNetDetect(GFLDetect):
@@ -138,9 +187,13 @@ class VFNetDetect(GFLDetect):
     Args:
         nc, reg_max, end2end, ch: as ``Detect`` (``end2end`` is not supported: YOLOv8 has no one-to-one head).
         offset_grad: share of the gradient that flows from the star offsets into the initial box (VFNet: 0.1).
+        star_op: implementation of the star convolution, one of ``STAR_OPS`` (same values; ``auto`` = grid_sample).
+            Export always traces grid_sample, which every format holds.
         max_log_scale: |log scale| is clamped to this so exp never overflows (exp(4) = 55x is far beyond any useful
             refinement; clamping only matters for a diverging model).
     """
+
+    star_op = "auto"  # class default: heads pickled before the option existed load with it
 
     def __init__(
         self,
@@ -149,6 +202,7 @@ class VFNetDetect(GFLDetect):
         end2end: bool = False,
         ch: tuple[int, ...] = (),
         offset_grad: float = 0.1,
+        star_op: str = "auto",
         max_log_scale: float = 4.0,
         **dgqp_options,
     ):
@@ -159,6 +213,9 @@ class VFNetDetect(GFLDetect):
         super().__init__(nc=nc, reg_max=reg_max, end2end=False, ch=ch, dgqp=False)
         if reg_max <= 1:
             raise ValueError("head=vfnet needs the DFL box distributions (reg_max > 1).")
+        if star_op not in STAR_OPS:
+            raise ValueError(f"star_op={star_op!r} is not one of {', '.join(STAR_OPS)}.")
+        self.star_op = star_op
         self.offset_grad, self.max_log_scale = float(offset_grad), float(max_log_scale)
         c2 = self.cv2[0][2].in_channels  # box-feature width (stock: max(16, ch[0] // 4, 4 * reg_max))
         c3 = self.cv3[0][2].in_channels  # class-feature width (stock: max(ch[0], min(nc, 100)))
@@ -174,6 +231,7 @@ class VFNetDetect(GFLDetect):
         if box_head is None or cls_head is None:
             return {}
         bs = x[0].shape[0]
+        op = "grid_sample" if self.export or self.star_op == "auto" else self.star_op
         boxes, scores, refine = [], [], []
         for i in range(self.nl):
             h, w = x[i].shape[2:]
@@ -183,8 +241,8 @@ class VFNetDetect(GFLDetect):
             g = self.offset_grad
             ltrb_offset = ltrb.detach() * (1 - g) + ltrb * g if g < 1 else ltrb
             offsets = star_offsets(ltrb_offset)  # stride units are the feature map's units
-            cls_logits = cls_head[i][2](self.cls_star[i](cls_head[i][:2](x[i]), offsets))
-            log_scale = self.refine[i](self.reg_star[i](reg_feat, offsets))
+            cls_logits = cls_head[i][2](self.cls_star[i](cls_head[i][:2](x[i]), offsets, op))
+            log_scale = self.refine[i](self.reg_star[i](reg_feat, offsets, op))
             boxes.append(box_logits.view(bs, 4 * self.reg_max, -1))
             scores.append(cls_logits.view(bs, self.nc, -1))
             refine.append(log_scale.float().clamp(-self.max_log_scale, self.max_log_scale).exp().view(bs, 4, -1))
@@ -194,17 +252,6 @@ class VFNetDetect(GFLDetect):
             "refine": torch.cat(refine, -1),
             "feats": x,
         }
-
-    def forward(self, x):
-        """As ``Detect.forward``; during export, refuse formats whose toolchain cannot run the deformable conv."""
-        if self.export and self.format not in DCN_EXPORT_FORMATS:
-            raise RuntimeError(
-                f"format={self.format!r} cannot be exported for a VFNet head (head=vfnet): its star-shaped deformable "
-                f"convolution (torchvision deform_conv2d) is only exported to {' and '.join(DCN_EXPORT_FORMATS)} here. "
-                f"Export to format=onnx (opset >= 19) or torchscript, or train and export a variant without deformable "
-                f"convolution (e.g. yolov8n-gfl.yaml, yolov8n-vfl.yaml)."
-            )
-        return super().forward(x)
 
     def refined_ltrb(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, 4, A) refined distances in stride units: scale factors x initial DFL distances."""
@@ -218,54 +265,3 @@ class VFNetDetect(GFLDetect):
             self.shape = shape
         dbox = self.decode_bboxes(self.refined_ltrb(x), self.anchors.unsqueeze(0)) * self.strides
         return torch.cat((dbox, x["scores"].sigmoid()), 1)
-
-
-
-def _onnx_deform_conv2d(g, input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
-                        n_weight_grps, n_offset_grps, use_mask):
-    """ONNX symbolic of ``torchvision::deform_conv2d``: the standard ``DeformConv`` operator (opset 19).
-
-    torchvision registers no ONNX export for its deformable convolution; ONNX's DeformConv has the same semantics
-    (offsets as (dy, dx) per kernel tap, bilinear sampling, zero outside the image), and onnxruntime implements it.
-    """
-    from torch.onnx import symbolic_helper as sh
-
-    opset = g.opset  # the GraphContext carries the export opset
-    if opset < ONNX_MIN_OPSET:
-        raise RuntimeError(
-            f"ONNX opset {opset} has no DeformConv, which the VFNet head (head=vfnet) needs: export with "
-            f"opset={ONNX_MIN_OPSET} or higher (YOLOGFL.export picks it by default), or export a variant without "
-            f"deformable convolution (e.g. yolov8n-gfl.yaml)."
-        )
-    kh, kw = sh._get_tensor_sizes(weight)[-2:]
-    ints = [sh._get_const(v, "i", name) for v, name in ((stride_h, "stride_h"), (stride_w, "stride_w"),
-                                                         (pad_h, "pad_h"), (pad_w, "pad_w"), (dil_h, "dil_h"),
-                                                         (dil_w, "dil_w"), (n_weight_grps, "groups"),
-                                                         (n_offset_grps, "offset_groups"))]
-    s_h, s_w, p_h, p_w, d_h, d_w, groups, offset_groups = ints
-    inputs = [input, weight, offset, bias] + ([mask] if sh._get_const(use_mask, "b", "use_mask") else [])
-    return g.op(
-        "DeformConv",
-        *inputs,
-        kernel_shape_i=[kh, kw],
-        strides_i=[s_h, s_w],
-        pads_i=[p_h, p_w, p_h, p_w],
-        dilations_i=[d_h, d_w],
-        group_i=groups,
-        offset_group_i=offset_groups,
-    )
-
-
-def _register_onnx_symbolic() -> None:
-    """Make ``torch.onnx.export`` (TorchScript exporter, which Ultralytics uses) map deform_conv2d to DeformConv.
-
-    Registered from opset 9 on so that a too-low opset fails with a message naming the fix instead of torch's generic
-    'operator not supported'; nothing is written in either case, since the exporter fails while building the graph.
-    """
-    try:
-        torch.onnx.register_custom_op_symbolic("torchvision::deform_conv2d", _onnx_deform_conv2d, 9)
-    except Exception:  # pragma: no cover - an exporter without TorchScript symbolics; export then fails by itself
-        pass
-
-
-_register_onnx_symbolic()
