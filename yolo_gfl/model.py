@@ -6,6 +6,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ultralytics.engine.model import Model
 
 from .configs import resolve_model_cfg
