@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from ultralytics.engine.model import Model
 
 from .configs import resolve_model_cfg
