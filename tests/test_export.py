@@ -91,3 +91,18 @@ def test_export_table_script_measures_and_refuses(tmp_path, coco128_yaml, stock_
     assert rows["onnx"][1].startswith("works (")  # -vfnet: its star features are grid_sample + a 1x1 conv
     assert rows["openvino"][1].startswith("works (")
     assert rows["paddle"][0].startswith("refused: ") and "DGQP" in rows["paddle"][0]
+
+
+def test_vfnet_refused_up_front_only_where_a_converter_fails():
+    """-vfnet's star features (grid_sample) convert to ONNX, OpenVINO, MNN, NCNN, TorchScript; paddle and coreml stop,
+    so those are refused before anything is written, naming the alternative."""
+    from yolo_gfl import YOLOGFL
+    from yolo_gfl.export import VFNET_REFUSED, check_export
+
+    model = YOLOGFL("yolov8n-vfnet.yaml").model
+    for fmt in ("onnx", "openvino", "mnn", "ncnn", "torchscript"):
+        check_export(model, fmt)
+    for fmt in VFNET_REFUSED:
+        with pytest.raises(ValueError, match=f"format='{fmt}' cannot be exported for a VFNet head.*yolov8n-vfl.yaml"):
+            check_export(model, fmt)
+    check_export(YOLOGFL("yolov8n-vfl.yaml").model, "coreml")  # only the VFNet head is refused

@@ -2,7 +2,8 @@
 
 yolo_gfl exports through Ultralytics' own exporter (``YOLOGFL.export``): the eval output keeps the stock layout
 ``(B, 4 + nc, anchors)``, so every format that exports a stock YOLOv8 also exports the IoU-aware variants; only the
-VFNet head's deformable convolution narrows the list (see ``yolo_gfl.nn.vfnet``). The tables in ``docs/export.md``
+converters that cannot hold DGQP or the VFNet head's star features narrow the list (``DGQP_REFUSED``,
+``VFNET_REFUSED``). The tables in ``docs/export.md``
 come from ``benchmarks/export_table.py``, which uses :func:`compare_predictions` on real images.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_export", "DGQP_REFUSED", "FORMAT_PACKAGES", "HARDWARE_FORMATS", "RUNS_ELSEWHERE", "export_and_compare", "export_support", "missing_packages", "compare_predictions",
+__all__ = ["check_export", "DGQP_REFUSED", "VFNET_REFUSED", "FORMAT_PACKAGES", "HARDWARE_FORMATS", "RUNS_ELSEWHERE", "export_and_compare", "export_support", "missing_packages", "compare_predictions",
            "within_tolerance", "BOX_TOL", "SCORE_TOL"]
 
 # The import names each Ultralytics exporter needs here (ultralytics/engine/exporter.py, ultralytics/utils/export/),
@@ -55,6 +56,14 @@ DGQP_REFUSED: dict[str, str] = {
     "paddle": "x2paddle's PyTorch converter stops on the DGQP branch ('Model is not supported yet')",
 }
 
+# Converters that stop on the VFNet head's star features (F.grid_sample + a 1x1 conv; measured by
+# benchmarks/export_table.py --variants vfnet, 2026-11-30; ONNX, OpenVINO, TorchScript, MNN and NCNN hold them).
+VFNET_REFUSED: dict[str, str] = {
+    "paddle": "x2paddle's PyTorch converter stops on the star features ('Model is not supported yet')",
+    "coreml": "coremltools' converter fails on the star features' grid_sample ('only 0-dimensional arrays can be "
+              "converted to Python scalars')",
+}
+
 # Tolerance of exported vs PyTorch detections on real images (float32 kernels differ in summation order and
 # fusion): every box side within BOX_TOL pixels of the input image, every score within SCORE_TOL.
 BOX_TOL = 0.5
@@ -68,6 +77,13 @@ def check_export(model: Any, fmt: str) -> None:
         raise ValueError(
             f"format={fmt!r} cannot be exported for a model with DGQP (dgqp=True, e.g. -gfl): {DGQP_REFUSED[fmt]}. "
             f"Use format=onnx, openvino, ncnn or torchscript, or export a variant without DGQP (e.g. yolov8n-qfl.yaml)."
+        )
+    from .nn.vfnet import VFNetDetect
+
+    if isinstance(head, VFNetDetect) and fmt in VFNET_REFUSED:
+        raise ValueError(
+            f"format={fmt!r} cannot be exported for a VFNet head (head=vfnet): {VFNET_REFUSED[fmt]}. Use format=onnx, "
+            f"openvino, mnn, ncnn or torchscript, or export a variant without the VFNet head (e.g. yolov8n-vfl.yaml)."
         )
 
 
