@@ -227,7 +227,7 @@ def tables(record: dict[str, Any]) -> str:
     summary: dict[str, list[tuple]] = {}
     for d in data_names:
         s = record["datasets"][d]
-        out += [f"### {d}", "", f"{s['epochs']} epochs at {s['imgsz']} px, {s.get('train_images', 'all')} train images, "
+        out += [f"### {d}", "", f"{s['epochs']} epochs at {s['imgsz']} px, {s.get('train_images') or 'all'} train images, "
                 f"batch {s['batch']}; mAP and AP in %.", "", head, rule]
         for m in models:
             rows = [c for c in cells if c["data"] == d and c["model"] == m]
