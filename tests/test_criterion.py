@@ -75,8 +75,8 @@ def test_qfl_beta0_on_tal_targets_is_stock_classification_loss():
 class FixedAssigner:
     """Stands in for TAL with a known assignment, so the loss arithmetic can be checked by hand."""
 
-    def __init__(self, fg_index, labels, boxes):
-        self.fg_index, self.labels, self.boxes = fg_index, labels, boxes
+    def __init__(self, fg_index, labels, boxes, scores=None):
+        self.fg_index, self.labels, self.boxes, self.scores = fg_index, labels, boxes, scores
 
     def __call__(self, pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt):
         b, a, nc = pd_scores.shape
@@ -87,6 +87,8 @@ class FixedAssigner:
         boxes = torch.zeros(b, a, 4)
         boxes[0, self.fg_index] = self.boxes
         scores = torch.zeros(b, a, nc)
+        if self.scores is not None:  # a TAL-like soft target at each positive's class
+            scores[0, self.fg_index, self.labels] = self.scores
         return labels, boxes, scores, fg, torch.zeros(b, a, dtype=torch.long)
 
 

@@ -14,7 +14,7 @@ from yolo_gfl.losses import distribution_focal_loss, quality_focal_loss, varifoc
 from yolo_gfl.options import GFLOptionError, validate_options
 
 from .conftest import TINY_TRAIN
-from .test_criterion import make_batch
+from .test_criterion import FixedAssigner, make_batch
 from .test_criterion import make_model as make_model_nc3
 
 
@@ -81,25 +81,6 @@ def test_fg_neg_bce_on_probabilities_with_dgqp():
     torch.testing.assert_close(got, elem.sum() / 1.0)  # one positive: cls_norm=pos divides by 1
 
 
-class ScoredAssigner:
-    """A known assignment with TAL-like soft target scores, so the box weights can be checked by hand."""
-
-    def __init__(self, fg_index, labels, boxes, scores):
-        self.fg_index, self.labels, self.boxes, self.scores = fg_index, labels, boxes, scores
-
-    def __call__(self, pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt):
-        b, a, nc = pd_scores.shape
-        fg = torch.zeros(b, a, dtype=torch.bool)
-        fg[0, self.fg_index] = True
-        labels = torch.zeros(b, a, dtype=torch.long)
-        labels[0, self.fg_index] = self.labels
-        boxes = torch.zeros(b, a, 4)
-        boxes[0, self.fg_index] = self.boxes
-        scores = torch.zeros(b, a, nc)
-        scores[0, self.fg_index, self.labels] = self.scores
-        return labels, boxes, scores, fg, torch.zeros(b, a, dtype=torch.long)
-
-
 @pytest.mark.parametrize("box_weight", ["iou", "target", "score"])
 def test_box_weight_and_gains_against_hand_computation(box_weight):
     model = make_model(cls_loss="vfl", cls_target="tal", cls_norm="sum", box_loss="giou", box_weight=box_weight,
@@ -108,7 +89,7 @@ def test_box_weight_and_gains_against_hand_computation(box_weight):
     fg_index, labels = torch.tensor([10, 20, 30]), torch.tensor([0, 2, 1])
     gt_boxes = torch.tensor([[8.0, 8.0, 40.0, 40.0], [0.0, 0.0, 64.0, 64.0], [30.0, 20.0, 50.0, 60.0]])  # pixels
     tal = torch.tensor([0.9, 0.3, 0.6])  # the assigner's soft targets; sum 1.8
-    crit.assigner = ScoredAssigner(fg_index, labels, gt_boxes, tal)
+    crit.assigner = FixedAssigner(fg_index, labels, gt_boxes, tal)
     batch = make_batch()
     preds = model(batch["img"])
     loss, _ = crit(preds, batch)
