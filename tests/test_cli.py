@@ -210,7 +210,10 @@ def test_bare_resume_continues_a_killed_run_with_its_variant(tmp_path, coco128_y
     r = run(["train", "resume", f"model={last}"], tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     rows = (run_dir / "results.csv").read_text().splitlines()[1:]
-    assert [int(float(row.split(",")[0])) for row in rows] == [1, 2, 3, 4, 5, 6]
+    epochs = [int(float(row.split(",")[0])) for row in rows]
+    # A kill between an epoch's results.csv row and its last.pt leaves that row behind; Ultralytics then trains the
+    # epoch again from the checkpoint and writes it once more. Every epoch must be there, in order, ending at 6.
+    assert sorted(set(epochs)) == [1, 2, 3, 4, 5, 6] and epochs == sorted(epochs) and epochs[-1] == 6, epochs
     final = torch.load(last, map_location="cpu", weights_only=False)
     assert final["epoch"] == -1  # finished
     options = (final["ema"] or final["model"]).gfl_options

@@ -153,6 +153,10 @@ def export_and_compare(weights: str, fmt: str, images: list[str], imgsz: int = 1
 
     if fmt in HARDWARE_FORMATS:
         return {"status": "needs hardware", "detail": HARDWARE_FORMATS[fmt], "file": None}
+    try:  # a refusal holds whether or not the converter is installed: nobody should install it to learn that
+        check_export(YOLOGFL(weights).model, fmt)
+    except ValueError as e:
+        return {"status": "refused", "detail": str(e).splitlines()[0], "file": None}
     missing = missing_packages(fmt)
     if missing:
         return {"status": "not installed", "detail": f"pip install {' '.join(missing)}", "file": None}
