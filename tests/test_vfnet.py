@@ -19,7 +19,7 @@ from yolo_gfl.nn import GFLDetectionModel, VFNetDetect, build_detection_model, s
 from yolo_gfl.nn.vfnet import DeformConv3x3, deform_conv3x3_grid_sample, star_points
 from yolo_gfl.options import GFLOptionError, validate_options
 
-from .conftest import TINY_TRAIN
+from .conftest import ROOT, TINY_TRAIN
 
 
 def vfnet_model(**gfl) -> GFLDetectionModel:
@@ -220,6 +220,49 @@ def test_every_stock_tensor_transfers(stock_pt):
     fresh = {k.split(".")[2] for k in own if k not in stock.state_dict()}
     assert fresh == {"cls_star", "reg_star", "refine"}
     assert model.names == stock.names
+
+
+def test_stock_weights_transfer_into_a_head_with_another_class_count(stock_pt):
+    """Fine-tuning yolov8n.pt on 12 classes: Ultralytics widens the class branch to the checkpoint's 80 channels to
+    transfer it; the class star blocks must follow, and the fresh model's boxes are stock's (star = identity)."""
+    from ultralytics.nn.tasks import load_checkpoint
+
+    from yolo_gfl.configs import load_model_cfg
+
+    source, _ = load_checkpoint(stock_pt)
+    ours = build_detection_model(load_model_cfg("yolov8n-vfnet.yaml"), nc=12, verbose=False)
+    stock = build_detection_model(load_model_cfg("yolov8n.yaml"), nc=12, verbose=False)
+    assert ours.model[-1].cls_star[0].conv.in_channels == 64  # max(ch[0], min(nc, 100)) for 12 classes
+    ours.load(source, verbose=False)
+    stock.load(source, verbose=False)
+    head = ours.model[-1]
+    for i in range(head.nl):
+        assert head.cls_star[i].conv.in_channels == head.cv3[i][-1].in_channels == 80
+        assert head.cls_star[i].bn.weight.abs().sum() == 0 and head.cls_star[i].bn.eps == 1e-3  # identity, Ultralytics BN
+    x = torch.rand(2, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(x)[0][:, :4], stock.eval()(x)[0][:, :4], atol=1e-3, rtol=1e-4)
+    ours.train().args = get_cfg()
+    batch = {"img": x, "batch_idx": torch.tensor([0.0, 1.0]), "cls": torch.tensor([[3.0], [11.0]]),
+             "bboxes": torch.tensor([[0.5, 0.5, 0.4, 0.3], [0.3, 0.6, 0.2, 0.5]])}
+    loss, items = ours.loss(batch)
+    loss.sum().backward()
+    assert torch.isfinite(loss).all() and head.cls_star[0].bn.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.slow
+def test_fine_tune_from_stock_weights_on_a_data_set_with_other_classes(tmp_path, stock_pt):
+    """The user's path: yolov8n.pt fine-tuned into -vfnet on real chess images (12 classes), through the trainer."""
+    chess = ROOT.parent / "shared" / "datasets" / "chess" / "chess.yaml"
+    if not chess.exists():
+        pytest.skip(f"real data set needed: {chess} is absent (it sits beside the checkout in ../shared)")
+    model = YOLOGFL("yolov8n-vfnet.yaml")
+    model.train(data=str(chess), pretrained=stock_pt, project=str(tmp_path), name="chess",
+                **{**TINY_TRAIN, "imgsz": 64, "fraction": 0.05, "val": False})
+    head = model.model.model[-1]
+    rows = (tmp_path / "chess" / "results.csv").read_text().strip().splitlines()
+    assert len(rows) == 2 and "nan" not in rows[1].lower()
+    assert head.nc == 12 and head.cls_star[0].conv.in_channels == head.cv3[0][-1].in_channels
 
 
 def test_offset_gradient_share():

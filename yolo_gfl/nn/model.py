@@ -62,7 +62,16 @@ class GFLDetectionModel(DetectionModel):
         """Load every matching tensor (e.g. of a stock YOLOv8 checkpoint); log what was initialised here instead."""
         super().load(weights, verbose=verbose)  # Ultralytics logs 'Transferred N/M items'
         source = (weights.get("ema") or weights["model"]) if isinstance(weights, dict) else weights
-        source_sd, own = source.state_dict(), self.state_dict()
+        source_sd = source.state_dict()
+        head = self.model[-1]
+        if isinstance(head, VFNetDetect) and head.match_class_width():  # Ultralytics widened cv3 to the source's
+            initialize_weights(head.cls_star)  # Ultralytics' BatchNorm eps/momentum, as at construction
+            own = self.state_dict()
+            self.load_state_dict(
+                {k: v for k, v in source_sd.items() if ".cls_star." in k and k in own and own[k].shape == v.shape},
+                strict=False,
+            )
+        own = self.state_dict()
         fresh = [k for k, v in own.items() if k not in source_sd or source_sd[k].shape != v.shape]
         source_names = getattr(source, "names", None) or {}
         placeholder = {i: str(i) for i in range(len(self.names))}

@@ -226,6 +226,21 @@ class VFNetDetect(GFLDetect):
             nn.init.zeros_(conv.weight)  # still learns: its gradient is the (nonzero) star features
             nn.init.zeros_(conv.bias)
 
+    def match_class_width(self) -> bool:
+        """Rebuild the class star blocks at the class branch's current width; return whether they were rebuilt.
+
+        Ultralytics' ``DetectionModel.load`` (8.4) rebuilds ``cv3`` at the source checkpoint's width when the class
+        counts differ (its width is max(ch[0], min(nc, 100)): 80 for COCO's yolov8n.pt, 64 for a 12-class yolov8n), so
+        that its hidden layers transfer. Star blocks built for the old width would no longer fit the features they
+        read. The rebuilt blocks start as the identity, as at construction.
+        """
+        width = self.cv3[0][-1].in_channels
+        if self.cls_star[0].conv.in_channels == width:
+            return False
+        ref = self.cls_star[0].conv.weight
+        self.cls_star = nn.ModuleList(StarDeformConv(width) for _ in self.cls_star).to(ref.device, ref.dtype)
+        return True
+
     def forward_head(self, x, box_head=None, cls_head=None) -> dict[str, torch.Tensor]:
         """Initial box distributions, IACS logits and refinement scale factors of every level."""
         if box_head is None or cls_head is None:
