@@ -191,7 +191,7 @@ def test_inside_objects_marks_anchor_centres_inside_boxes():
     batch = make_batch()
     preds = model(batch["img"])
     anchors, strides = make_anchors(preds["feats"], model.stride, 0.5)
-    inbox = crit.inside_objects(anchors, strides, preds, batch, 2)
+    inbox = crit.inside_objects(anchors, strides, *crit.ground_truth(preds, batch, 2)[1:])
     centres = anchors * strides  # pixels of the 64 px image
     # image 1 holds one object, normalised xywh (0.5, 0.5, 0.8, 0.6) -> xyxy (6.4, 12.8, 57.6, 51.2) px
     x, y = centres[:, 0], centres[:, 1]

@@ -112,10 +112,12 @@ class GFLDetectionLoss(v8DetectionLoss):
         gt_labels, gt_bboxes = targets.split((1, 4), 2)  # cls, xyxy pixels
         return gt_labels, gt_bboxes, gt_bboxes.sum(2, keepdim=True).gt_(0.0)
 
-    def inside_objects(self, anchor_points: torch.Tensor, stride_tensor: torch.Tensor, preds: dict[str, torch.Tensor],
-                       batch: dict[str, Any], batch_size: int) -> torch.Tensor:
-        """(b, a) bool: anchors whose centre lies strictly inside some object's box (``fg_neg=bce_inbox``)."""
-        _, gt_bboxes, mask_gt = self.ground_truth(preds, batch, batch_size)
+    @staticmethod
+    def inside_objects(anchor_points: torch.Tensor, stride_tensor: torch.Tensor, gt_bboxes: torch.Tensor,
+                       mask_gt: torch.Tensor) -> torch.Tensor:
+        """(b, a) bool: anchors whose centre lies strictly inside some object's box (``fg_neg=bce_inbox``).
+
+        ``gt_bboxes`` (b, n, 4) xyxy pixels and ``mask_gt`` (b, n, 1) as ``ground_truth`` returns them."""
         centres = (anchor_points * stride_tensor)[None, None]  # (1, 1, a, 2) pixels
         inside = (centres > gt_bboxes[:, :, None, :2]).all(-1) & (centres < gt_bboxes[:, :, None, 2:]).all(-1)
         return (inside & mask_gt.bool()).any(1)  # (b, a)
@@ -128,6 +130,7 @@ class GFLDetectionLoss(v8DetectionLoss):
         stride_tensor: torch.Tensor,
         preds: dict[str, torch.Tensor],
         batch: dict[str, Any],
+        gt: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
         **assign_kwargs,
     ) -> tuple[torch.Tensor, ...]:
         """Run the assigner (TAL or ATSS) on the batch's ground truth.
@@ -137,11 +140,12 @@ class GFLDetectionLoss(v8DetectionLoss):
             pred_bboxes: (b, a, 4) predicted xyxy boxes in stride units (detached here).
             anchor_points, stride_tensor: from ``make_anchors``.
             preds, batch: the head's training output (for the input size) and Ultralytics' batch.
+            gt: ``ground_truth(preds, batch, b)`` when the caller has built it already.
 
         Returns:
             The assigner's (target_labels, target_bboxes in pixels, target_scores, fg_mask, target_gt_idx).
         """
-        gt_labels, gt_bboxes, mask_gt = self.ground_truth(preds, batch, pred_probs.shape[0])
+        gt_labels, gt_bboxes, mask_gt = gt if gt is not None else self.ground_truth(preds, batch, pred_probs.shape[0])
         assigner, self.assigner_in_use = self.current_assigner()
         return assigner(
             pred_probs.detach(),
@@ -244,15 +248,15 @@ class GFLDetectionLoss(v8DetectionLoss):
             if quality is not None:
                 pred_probs = pred_probs * quality.float().transpose(1, 2)  # J = sigmoid(C) x I
 
+        gt = self.ground_truth(preds, batch, pred_probs.shape[0])
         target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx = self.assign(
-            pred_probs, pred_bboxes, anchor_points, stride_tensor, preds, batch, **assign_kwargs
+            pred_probs, pred_bboxes, anchor_points, stride_tensor, preds, batch, gt, **assign_kwargs
         )
         target_bboxes_grid = target_bboxes / stride_tensor
 
         iou_target, iou = iou_aware_targets(pred_bboxes, target_bboxes_grid, target_labels, fg_mask, self.nc)
         cls_pred, logits = (pred_logits, True) if quality is None else (pred_probs, False)
-        inbox = (self.inside_objects(anchor_points, stride_tensor, preds, batch, pred_probs.shape[0])
-                 if o["fg_neg"] == "bce_inbox" else None)
+        inbox = self.inside_objects(anchor_points, stride_tensor, *gt[1:]) if o["fg_neg"] == "bce_inbox" else None
         loss[1] = self.classification_term(cls_pred, logits, target_scores, iou_target, fg_mask, target_labels, inbox)
 
         # Box IoU loss and DFL at positives, weighted as box_weight says and normalised by the weights' sum.
@@ -313,14 +317,14 @@ class VFNetDetectionLoss(GFLDetectionLoss):
             refined_boxes = dist2bbox(refine * init_ltrb.detach(), anchor_points, xywh=False)  # refined = scale x init
             pred_probs = pred_logits.float().sigmoid()
 
+        gt = self.ground_truth(preds, batch, pred_probs.shape[0])
         target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx = self.assign(
-            pred_probs, refined_boxes, anchor_points, stride_tensor, preds, batch, **assign_kwargs
+            pred_probs, refined_boxes, anchor_points, stride_tensor, preds, batch, gt, **assign_kwargs
         )
         target_bboxes_grid = target_bboxes / stride_tensor
 
         iou_target, iou_refined = iou_aware_targets(refined_boxes, target_bboxes_grid, target_labels, fg_mask, self.nc)
-        inbox = (self.inside_objects(anchor_points, stride_tensor, preds, batch, pred_probs.shape[0])
-                 if o["fg_neg"] == "bce_inbox" else None)
+        inbox = self.inside_objects(anchor_points, stride_tensor, *gt[1:]) if o["fg_neg"] == "bce_inbox" else None
         loss[1] = self.classification_term(pred_logits, True, target_scores, iou_target, fg_mask, target_labels, inbox)
 
         fg = fg_mask.nonzero(as_tuple=True)

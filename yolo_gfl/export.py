@@ -153,15 +153,16 @@ def export_and_compare(weights: str, fmt: str, images: list[str], imgsz: int = 1
 
     if fmt in HARDWARE_FORMATS:
         return {"status": "needs hardware", "detail": HARDWARE_FORMATS[fmt], "file": None}
+    model = YOLOGFL(weights)  # Ultralytics' exporter works on a deep copy, so this object also predicts the reference
     try:  # a refusal holds whether or not the converter is installed: nobody should install it to learn that
-        check_export(YOLOGFL(weights).model, fmt)
+        check_export(model.model, fmt)
     except ValueError as e:
         return {"status": "refused", "detail": str(e).splitlines()[0], "file": None}
     missing = missing_packages(fmt)
     if missing:
         return {"status": "not installed", "detail": f"pip install {' '.join(missing)}", "file": None}
     try:
-        file = YOLOGFL(weights).export(format=fmt, imgsz=imgsz, device="cpu", **export_args)
+        file = model.export(format=fmt, imgsz=imgsz, device="cpu", **export_args)
     except ValueError as e:  # yolo_gfl's up-front refusals (nothing written)
         return {"status": "refused", "detail": str(e).splitlines()[0], "file": None}
     except Exception as e:  # noqa: BLE001 -- recorded in the table: a format that breaks must be refused up front
@@ -169,7 +170,7 @@ def export_and_compare(weights: str, fmt: str, images: list[str], imgsz: int = 1
     if fmt in RUNS_ELSEWHERE:
         return {"status": "exported, not run here", "detail": RUNS_ELSEWHERE[fmt], "file": str(file)}
     kwargs = dict(imgsz=imgsz, conf=conf, device="cpu", verbose=False)
-    reference = YOLOGFL(weights).predict(images, **kwargs)
+    reference = model.predict(images, **kwargs)
     exported = YOLO(file, task="detect")
     stats = [compare_predictions(r, exported.predict(img, **kwargs)[0], conf) for r, img in zip(reference, images)]
     total = {
