@@ -18,8 +18,9 @@ mAP50-95 and the seed spread was as large as any difference. At 24 epochs stock 
 ``optimizer=auto`` picks AdamW lr 0.00083 for 8 classes, which learns little in this time (stock after 6 epochs:
 mAP50 0.009 with it, 0.019 with lr0 0.003). An epoch of 500 images at 160 px takes about 18 s on one core for
 yolov8n, -vfl, -qfl and -gfl, and a cell adds about 30 s (start, final evaluation with COCO and calibration passes,
-latency): 12 cells x (24 x 18 + 30) s / 2 jobs = about 46 minutes. ``-vfnet`` is left out by default: its
-deformable convolution makes an epoch about 7x longer on this CPU (``--models ...,yolov8n-vfnet.yaml`` adds it).
+latency): 12 cells x (24 x 18 + 30) s / 2 jobs = about 46 minutes. ``-vfnet`` is left out by default: its star
+head makes a training step about 1.7-2x stock's on this CPU (docs/vfnet.md; ``--models ...,yolov8n-vfnet.yaml`` adds
+it).
 """
 
 from __future__ import annotations

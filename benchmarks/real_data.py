@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
 STOCK = "yolov8n.yaml"
 SHIPPED = ["yolov8n.yaml", "yolov8n-vfl.yaml", "yolov8n-qfl.yaml", "yolov8n-gfl.yaml"]
-QUICK_EXTRA = ["yolov8n-vfnet.yaml"]  # 7x stock's CPU training step: the search only, until it is cheaper
+QUICK_EXTRA = ["yolov8n-vfnet.yaml"]  # 2x stock's CPU training step (docs/vfnet.md): the search only, until it wins
 RECORD = ROOT / "benchmarks" / "results" / "real_data.json"
 QUICK_RECORD = ROOT / "benchmarks" / "results" / "real_data_quick.json"
 
