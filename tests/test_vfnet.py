@@ -245,7 +245,7 @@ def test_stock_weights_transfer_into_a_head_with_another_class_count(stock_pt):
     ours.train().args = get_cfg()
     batch = {"img": x, "batch_idx": torch.tensor([0.0, 1.0]), "cls": torch.tensor([[3.0], [11.0]]),
              "bboxes": torch.tensor([[0.5, 0.5, 0.4, 0.3], [0.3, 0.6, 0.2, 0.5]])}
-    loss, items = ours.loss(batch)
+    loss, _ = ours.loss(batch)
     loss.sum().backward()
     assert torch.isfinite(loss).all() and head.cls_star[0].bn.weight.grad.abs().sum() > 0
 

@@ -64,14 +64,15 @@ class GFLDetectionModel(DetectionModel):
         source = (weights.get("ema") or weights["model"]) if isinstance(weights, dict) else weights
         source_sd = source.state_dict()
         head = self.model[-1]
-        if isinstance(head, VFNetDetect) and head.match_class_width():  # Ultralytics widened cv3 to the source's
+        rebuilt = isinstance(head, VFNetDetect) and head.match_class_width()  # Ultralytics widened cv3 to the source's
+        if rebuilt:
             initialize_weights(head.cls_star)  # Ultralytics' BatchNorm eps/momentum, as at construction
-            own = self.state_dict()
+        own = self.state_dict()
+        if rebuilt:  # a VFNet source of that width brings its own star blocks
             self.load_state_dict(
                 {k: v for k, v in source_sd.items() if ".cls_star." in k and k in own and own[k].shape == v.shape},
                 strict=False,
             )
-        own = self.state_dict()
         fresh = [k for k, v in own.items() if k not in source_sd or source_sd[k].shape != v.shape]
         source_names = getattr(source, "names", None) or {}
         placeholder = {i: str(i) for i in range(len(self.names))}
