@@ -65,10 +65,10 @@ class GFLDetectionModel(DetectionModel):
         source_sd = source.state_dict()
         head = self.model[-1]
         rebuilt = isinstance(head, VFNetDetect) and head.match_class_width()  # Ultralytics widened cv3 to the source's
+        own = self.state_dict()  # after the rebuild: its shapes are final (loading below keeps them)
         if rebuilt:
             initialize_weights(head.cls_star)  # Ultralytics' BatchNorm eps/momentum, as at construction
-        own = self.state_dict()
-        if rebuilt:  # a VFNet source of that width brings its own star blocks
+            # a VFNet source of that width brings its own star blocks
             self.load_state_dict(
                 {k: v for k, v in source_sd.items() if ".cls_star." in k and k in own and own[k].shape == v.shape},
                 strict=False,
