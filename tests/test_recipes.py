@@ -199,3 +199,69 @@ def test_inside_objects_marks_anchor_centres_inside_boxes():
     assert torch.equal(inbox[1], expected) and expected.any() and not expected.all()
     loss, _ = model.loss(batch)
     assert torch.isfinite(loss).all()
+
+
+class RecordingAssigner(FixedAssigner):
+    """FixedAssigner that keeps the scores it was shown."""
+
+    def __call__(self, pd_scores, *args):
+        self.seen_scores = pd_scores.detach().clone()
+        return super().__call__(pd_scores, *args)
+
+
+@pytest.mark.parametrize("gain", [1.0, 0.5])
+def test_dgqp_target_iou_against_hand_computation(gain):
+    """dgqp_target=iou: C gets the loss it gets without DGQP (stock's BCE on TAL's target here) and is what the assigner
+    sees; I alone learns each positive's box IoU by BCE, mean over positives, times cls gain x dgqp_gain."""
+    options = dict(cls_loss="qfl", qfl_beta=0.0, cls_target="tal", cls_norm="sum", box_weight="target")
+    model = make_model(dgqp=True, dgqp_target="iou", dgqp_gain=gain, **options)
+    crit = GFLDetectionLoss(model)
+    fg_index, labels = torch.tensor([10, 20, 30]), torch.tensor([0, 2, 1])
+    gt_boxes = torch.tensor([[8.0, 8.0, 40.0, 40.0], [0.0, 0.0, 64.0, 64.0], [30.0, 20.0, 50.0, 60.0]])
+    soft = torch.tensor([0.9, 0.4, 0.7])
+    crit.assigner = RecordingAssigner(fg_index, labels, gt_boxes, scores=soft)
+    batch = make_batch()
+    with torch.no_grad():
+        model.model[-1].dgqp.fc2.bias.fill_(0.3)  # I away from its init so that a wrong target would show
+    preds = model(batch["img"])
+    loss, _ = crit(preds, batch)
+
+    logits = preds["scores"].permute(0, 2, 1)
+    torch.testing.assert_close(crit.assigner.seen_scores, logits.sigmoid().detach())  # C, not C x I
+    target = torch.zeros_like(logits)
+    target[0, fg_index, labels] = soft
+    cls = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum") / soft.sum()
+    anchors, strides = make_anchors(preds["feats"], model.stride, 0.5)
+    pred_box = crit.bbox_decode(anchors, preds["boxes"].permute(0, 2, 1))[0, fg_index]
+    iou = bbox_iou(pred_box.detach(), gt_boxes / strides[fg_index], xywh=False).squeeze(-1).clamp(0, 1)
+    quality = preds["quality"][0, 0, fg_index]
+    by_hand = -(iou * quality.log() + (1 - iou) * (1 - quality).log()).mean()  # BCE, mean over the 3 positives
+    expected = (cls * 0.5 + 0.5 * gain * by_hand) * 2  # cls gain 0.5; times batch size (Ultralytics' contract)
+    torch.testing.assert_close(loss[1], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_dgqp_target_iou_gain0_is_stock_classification_loss_with_real_assignment():
+    """With dgqp_gain=0 the decoupled DGQP leaves C's loss exactly stock's (real TAL assignment on C's scores), and
+    the quality loss is what trains I: its gradient reaches DGQP only through the IoU term."""
+    options = dict(cls_loss="qfl", qfl_beta=0.0, cls_target="tal", cls_norm="sum", box_weight="target", dgqp=True)
+    batch = make_batch()
+    stock_model = make_model(**{k: v for k, v in options.items() if k != "dgqp"})
+    stock, _ = GFLDetectionLoss(stock_model)(stock_model(batch["img"]), batch)
+    grads = {}
+    for gain in (0.0, 1.0):
+        model = make_model(dgqp_target="iou", dgqp_gain=gain, **options)
+        loss, _ = GFLDetectionLoss(model)(model(batch["img"]), batch)
+        if gain == 0.0:
+            torch.testing.assert_close(loss[1], stock[1])
+        loss[1].backward()
+        grad = model.model[-1].dgqp.fc2.weight.grad
+        grads[gain] = 0.0 if grad is None else grad.abs().sum().item()
+    assert grads[0.0] == 0.0 and grads[1.0] > 0
+
+
+def test_dgqp_target_needs_dgqp():
+    with pytest.raises(GFLOptionError, match="dgqp_target='iou' .*add dgqp=True"):
+        validate_options({"dgqp_target": "iou"})
+    with pytest.raises(GFLOptionError, match="dgqp_target"):
+        validate_options({"dgqp": True, "dgqp_target": "joint_iou"})
+    assert validate_options({"dgqp": True, "dgqp_target": "iou"})["dgqp_gain"] == 1.0

@@ -71,6 +71,18 @@ OPTIONS: dict[str, Option] = {
     "dgqp_init": Option(
         0.95, float, "DGQP: initial quality I of a fresh model, so that J starts near C", low=0.01, high=0.999
     ),
+    "dgqp_target": Option(
+        "joint",
+        str,
+        "DGQP: what teaches I. joint (GFLv2): the classification loss acts on J = sigmoid(C) x I, so C and I share "
+        "one target; iou (decoupled, as the IoU-aware single-stage detector and PP-YOLO's IoU-aware branch): C keeps "
+        "its own loss and assigner input, and I alone learns each positive's box IoU by BCE (weight dgqp_gain)",
+        choices=("joint", "iou"),
+    ),
+    "dgqp_gain": Option(
+        1.0, float, "dgqp_target=iou: weight of I's IoU loss, relative to the classification loss (x Ultralytics' "
+        "cls gain)", low=0.0, high=100.0,
+    ),
     "cls_target": Option(
         "iou",
         str,
@@ -199,6 +211,11 @@ def validate_options(options: dict[str, Any] | None) -> dict[str, Any]:
         raise GFLOptionError(
             "yolo_gfl options head='vfnet' and dgqp=True cannot be combined: the VFNet head predicts the IoU-aware "
             "score itself. Use head=vfnet with dgqp=False, or dgqp=True with head=detect."
+        )
+    if checked["dgqp_target"] != "joint" and not checked["dgqp"]:
+        raise GFLOptionError(
+            f"yolo_gfl option dgqp_target={checked['dgqp_target']!r} chooses what teaches DGQP's quality I, but "
+            "dgqp=False: add dgqp=True, or leave dgqp_target at 'joint'."
         )
     if checked["atss_epochs"] and checked["assigner"] != "tal":
         raise GFLOptionError(
