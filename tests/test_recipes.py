@@ -265,3 +265,24 @@ def test_dgqp_target_needs_dgqp():
     with pytest.raises(GFLOptionError, match="dgqp_target"):
         validate_options({"dgqp": True, "dgqp_target": "joint_iou"})
     assert validate_options({"dgqp": True, "dgqp_target": "iou"})["dgqp_gain"] == 1.0
+    # as train-time overrides the model's own dgqp is not known yet: accepted here, checked when the model is built
+    assert validate_options({"dgqp_target": "iou"}, overrides=True)["dgqp_target"] == "iou"
+    with pytest.raises(GFLOptionError, match="add dgqp=True"):
+        validate_options({"dgqp_target": "iou", "dgqp": False}, overrides=True)
+    with pytest.raises(GFLOptionError, match="add dgqp=True"):
+        make_model(cls_loss="vfl", dgqp_target="iou")
+
+
+@pytest.mark.slow
+def test_dgqp_target_iou_trains_through_the_ultralytics_trainer(coco128_yaml, tmp_path):
+    """A real epoch on coco128 with the decoupled quality branch: finite losses, and the checkpoint keeps the option."""
+    from yolo_gfl import YOLOGFL
+
+    model = YOLOGFL("yolov8n-gfl.yaml")
+    model.train(data=coco128_yaml, project=str(tmp_path), name="iouq", dgqp_target="iou", dgqp_gain=2.0,
+                **{**TINY_TRAIN, "val": False})
+    losses = model.trainer.tloss  # Ultralytics 8.4: the epoch's mean loss items by name
+    losses = torch.as_tensor(list(losses.values()) if isinstance(losses, dict) else losses)
+    assert torch.isfinite(losses).all() and (losses > 0).all(), losses
+    reloaded = YOLOGFL(str(model.trainer.last))
+    assert reloaded.model.gfl_options["dgqp_target"] == "iou" and reloaded.model.gfl_options["dgqp_gain"] == 2.0

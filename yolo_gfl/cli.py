@@ -176,7 +176,7 @@ def check(mode: str, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
             f"variant. Remove them from the '{mode}' command."
         )
     try:
-        validate_options(options)
+        validate_options(options, overrides=True)
     except GFLOptionError as e:
         raise CLIError(str(e)) from None
     unknown = [k for k in ultralytics_args if k not in DEFAULT_CFG_DICT and k not in EVAL_OPTIONS]

@@ -51,7 +51,7 @@ class YOLOGFL(Model):
     def train(self, trainer=None, **kwargs: Any):
         """Train like ``YOLO.train``; yolo_gfl options (``cls_loss``, ``dgqp``, ...) may be given as arguments."""
         options, kwargs = split_options(kwargs)
-        validate_options(options)
+        validate_options(options, overrides=True)
         if "data" in kwargs:
             kwargs["data"] = resolve_data(kwargs["data"])  # data=synthetic makes the embedded set on first use
         trainer = partial(trainer or self._smart_load("trainer"), gfl_overrides=options)

@@ -195,11 +195,41 @@ def _coerce(name: str, value: Any) -> Any:
     return number
 
 
-def validate_options(options: dict[str, Any] | None) -> dict[str, Any]:
+def _combination_errors(checked: dict[str, Any]) -> list[tuple[tuple[str, ...], str]]:
+    """(the options involved, the message) of every refused combination in a full option set."""
+    errors = []
+    if checked["head"] == "vfnet" and checked["dgqp"]:
+        errors.append((("head", "dgqp"),
+                       "yolo_gfl options head='vfnet' and dgqp=True cannot be combined: the VFNet head predicts the "
+                       "IoU-aware score itself. Use head=vfnet with dgqp=False, or dgqp=True with head=detect."))
+    if checked["dgqp_target"] != "joint" and not checked["dgqp"]:
+        errors.append((("dgqp_target", "dgqp"),
+                       f"yolo_gfl option dgqp_target={checked['dgqp_target']!r} chooses what teaches DGQP's quality I, "
+                       "but dgqp=False: add dgqp=True, or leave dgqp_target at 'joint'."))
+    if checked["atss_epochs"] and checked["assigner"] != "tal":
+        errors.append((("atss_epochs", "assigner"),
+                       f"yolo_gfl option atss_epochs={checked['atss_epochs']} warms up with ATSS before switching to "
+                       f"TAL, but assigner={checked['assigner']!r}: use assigner=tal with atss_epochs, or "
+                       "atss_epochs=0."))
+    if checked["head"] == "vfnet" and checked["vfnet_init_weight"] + checked["vfnet_refine_weight"] <= 0:
+        errors.append((("head", "vfnet_init_weight", "vfnet_refine_weight"),
+                       "yolo_gfl options vfnet_init_weight and vfnet_refine_weight are both 0: at least one box loss "
+                       "must count."))
+    return errors
+
+
+def validate_options(options: dict[str, Any] | None, overrides: bool = False) -> dict[str, Any]:
     """Return the full, checked option set: defaults overridden by ``options``.
 
+    Args:
+        options: option names and values.
+        overrides: ``options`` are train-time overrides of a model whose own options are not known yet (``-gfl``
+            already has ``dgqp=True``): each value is checked, and a combination only when all its options are given;
+            the model's build checks the merged set.
+
     Raises:
-        GFLOptionError: for an unknown name (listing the valid ones) or a value outside its allowed set.
+        GFLOptionError: for an unknown name (listing the valid ones), a value outside its allowed set, or a refused
+            combination (naming the fix).
     """
     options = dict(options or {})
     unknown = sorted(set(options) - set(OPTIONS))
@@ -207,25 +237,9 @@ def validate_options(options: dict[str, Any] | None) -> dict[str, Any]:
         raise GFLOptionError(f"unknown yolo_gfl option(s) {unknown}; valid options are: {', '.join(OPTIONS)}.")
     checked = {name: opt.default for name, opt in OPTIONS.items()}
     checked.update({name: _coerce(name, value) for name, value in options.items()})
-    if checked["head"] == "vfnet" and checked["dgqp"]:
-        raise GFLOptionError(
-            "yolo_gfl options head='vfnet' and dgqp=True cannot be combined: the VFNet head predicts the IoU-aware "
-            "score itself. Use head=vfnet with dgqp=False, or dgqp=True with head=detect."
-        )
-    if checked["dgqp_target"] != "joint" and not checked["dgqp"]:
-        raise GFLOptionError(
-            f"yolo_gfl option dgqp_target={checked['dgqp_target']!r} chooses what teaches DGQP's quality I, but "
-            "dgqp=False: add dgqp=True, or leave dgqp_target at 'joint'."
-        )
-    if checked["atss_epochs"] and checked["assigner"] != "tal":
-        raise GFLOptionError(
-            f"yolo_gfl option atss_epochs={checked['atss_epochs']} warms up with ATSS before switching to TAL, but "
-            f"assigner={checked['assigner']!r}: use assigner=tal with atss_epochs, or atss_epochs=0."
-        )
-    if checked["head"] == "vfnet" and checked["vfnet_init_weight"] + checked["vfnet_refine_weight"] <= 0:
-        raise GFLOptionError(
-            "yolo_gfl options vfnet_init_weight and vfnet_refine_weight are both 0: at least one box loss must count."
-        )
+    for names, message in _combination_errors(checked):
+        if not overrides or all(name in options for name in names):
+            raise GFLOptionError(message)
     return checked
 
 

@@ -52,7 +52,7 @@ class GFLTrainer(DetectionTrainer):
         _callbacks: dict | None = None,
         gfl_overrides: dict[str, Any] | None = None,
     ):
-        validate_options(gfl_overrides)  # a bad option fails before any run folder is made
+        validate_options(gfl_overrides, overrides=True)  # a bad option fails before any run folder is made
         self.gfl_overrides = dict(gfl_overrides or {})
         super().__init__(cfg, overrides, _callbacks)
         self.add_callback("on_train_epoch_start", _track_epoch)

@@ -131,7 +131,7 @@ def _check_train_args(train_kwargs: dict[str, Any], eval_only: bool) -> dict[str
         raise ZooError(f"yolo_gfl option(s) {sorted(options)} apply to training; with eval_only=True each checkpoint "
                        "already carries its variant. Remove them.")
     try:
-        validate_options(options)
+        validate_options(options, overrides=True)
     except GFLOptionError as e:
         raise ZooError(str(e)) from None
     unknown = [k for k in ultra if k not in DEFAULT_CFG_DICT]
