@@ -68,6 +68,22 @@ def test_eval_output_is_sigmoid_c_times_i(models):
     torch.testing.assert_close(preds["quality"], head.dgqp(preds["boxes"]))
 
 
+@pytest.mark.parametrize("power", [0.0, 0.5, 2.0])
+def test_quality_power_ranks_by_c_times_i_to_the_power(models, power):
+    model = models["gfl"].eval()
+    head = model.model[-1]
+    x = torch.rand(1, 3, 64, 64)
+    try:
+        head.quality_power = power
+        y, preds = model(x)
+    finally:
+        head.quality_power = 1.0
+    quality = head.dgqp(preds["boxes"])
+    torch.testing.assert_close(y[:, 4:], preds["scores"].sigmoid() * quality**power)
+    if power == 0.0:  # C alone
+        torch.testing.assert_close(y[:, 4:], preds["scores"].sigmoid())
+
+
 def test_without_dgqp_head_equals_stock_detect(models):
     stock = models[""].eval()
     variant = build_detection_model("yolov8n-qfl.yaml", verbose=False).eval()

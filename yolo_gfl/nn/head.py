@@ -117,6 +117,10 @@ class GFLDetect(Detect):
     ):
         super().__init__(nc=nc, reg_max=reg_max, end2end=end2end, ch=ch)
         self.dgqp = DGQP(reg_max, dgqp_topk, dgqp_hidden, dgqp_init) if dgqp else None
+        # Ranking exponent a of J = sigmoid(C) x I^a; 1 is GFLv2's score. Not an option: it changes no training, and
+        # benchmarks/quality_power.py measures it on trained checkpoints (the IoU-aware single-stage detector tunes
+        # the same balance, C^(1-alpha) x IoU^alpha, which ranks as C x IoU^(alpha / (1 - alpha))).
+        self.quality_power = 1.0
 
     @classmethod
     def from_detect(cls, head: Detect, **options) -> GFLDetect:
@@ -142,5 +146,7 @@ class GFLDetect(Detect):
         """Decoded boxes and the ranking score: J = sigmoid(C) x I with DGQP, else sigmoid(C)."""
         scores = x["scores"].sigmoid()
         if "quality" in x:
-            scores = scores * x["quality"].to(scores.dtype)  # keep the head's dtype (half export/inference)
+            quality = x["quality"].to(scores.dtype)  # keep the head's dtype (half export/inference)
+            power = getattr(self, "quality_power", 1.0)  # checkpoints saved before it existed rank by J = C x I
+            scores = scores * (quality if power == 1.0 else quality**power)
         return torch.cat((self._get_decode_boxes(x), scores), 1)
