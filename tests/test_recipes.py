@@ -265,6 +265,8 @@ def test_dgqp_target_needs_dgqp():
     with pytest.raises(GFLOptionError, match="dgqp_target"):
         validate_options({"dgqp": True, "dgqp_target": "joint_iou"})
     assert validate_options({"dgqp": True, "dgqp_target": "iou"})["dgqp_gain"] == 1.0
+    with pytest.raises(GFLOptionError, match="dgqp_lr_gain=10.0 .*add dgqp=True"):
+        validate_options({"dgqp_lr_gain": 10})
     # as train-time overrides the model's own dgqp is not known yet: accepted here, checked when the model is built
     assert validate_options({"dgqp_target": "iou"}, overrides=True)["dgqp_target"] == "iou"
     with pytest.raises(GFLOptionError, match="add dgqp=True"):
@@ -286,3 +288,55 @@ def test_dgqp_target_iou_trains_through_the_ultralytics_trainer(coco128_yaml, tm
     assert torch.isfinite(losses).all() and (losses > 0).all(), losses
     reloaded = YOLOGFL(str(model.trainer.last))
     assert reloaded.model.gfl_options["dgqp_target"] == "iou" and reloaded.model.gfl_options["dgqp_gain"] == 2.0
+
+
+@pytest.mark.slow
+def test_dgqp_lr_gain_gives_dgqp_its_own_faster_groups_in_real_training(coco128_yaml, tmp_path):
+    """dgqp_lr_gain=10 through the Ultralytics trainer: every DGQP tensor sits in a copy of its Ultralytics group whose
+    rate is 10x that group's at every step (warm-up included), and no parameter is lost or doubled."""
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    from yolo_gfl import YOLOGFL
+
+    ratios = []
+
+    def record(trainer):
+        groups = trainer.optimizer.param_groups
+        base = {g["param_group"]: g for g in groups[:3]}
+        ratios.extend(g["lr"] / base[g["param_group"]]["lr"] for g in groups[3:] if base[g["param_group"]]["lr"] > 0)
+
+    model = YOLOGFL("yolov8n-gfl.yaml")
+    model.add_callback("on_train_batch_end", record)
+    model.train(data=coco128_yaml, project=str(tmp_path), name="lr", dgqp_lr_gain=10.0, **{**TINY_TRAIN, "val": False})
+    groups = model.trainer.optimizer.param_groups
+    net = unwrap_model(model.trainer.model)
+    dgqp = {id(p) for p in net.model[-1].dgqp.parameters()}
+    # DGQP has weights with decay and biases (no norm layer): two faster copies of those two groups
+    assert len(groups) == 5 and all(id(p) in dgqp for g in groups[3:] for p in g["params"])
+    assert not any(id(p) in dgqp for g in groups[:3] for p in g["params"])
+    assert sorted(g["param_group"] for g in groups[3:]) == ["bias", "weight"]
+    for g in groups[3:]:
+        (twin,) = [b for b in groups[:3] if b["param_group"] == g["param_group"]]
+        assert g["weight_decay"] == twin["weight_decay"] and g["initial_lr"] == pytest.approx(10 * twin["initial_lr"])
+    counted = [id(p) for g in groups for p in g["params"]]
+    assert len(counted) == len(set(counted)) == len(list(net.parameters()))
+    assert ratios and all(r == pytest.approx(10.0) for r in ratios)
+
+
+@pytest.mark.parametrize("optimizer", ["SGD", "AdamW", "MuSGD"])
+def test_dgqp_lr_gain_with_each_optimizer(optimizer):
+    """The DGQP groups are split out of whatever groups the optimizer has (MuSGD has its own muon and fine groups)."""
+    from ultralytics.cfg import get_cfg
+
+    from yolo_gfl.engine.trainer import GFLTrainer
+
+    model = make_model(dgqp=True, dgqp_lr_gain=10.0)
+    trainer = GFLTrainer.__new__(GFLTrainer)  # only build_optimizer's inputs: the arguments and the class count
+    trainer.args, trainer.data = get_cfg(), {"nc": 3}
+    opt = trainer.build_optimizer(model, name=optimizer, lr=0.01, iterations=20000)
+    dgqp = {id(p) for p in model.model[-1].dgqp.parameters()}
+    fast = [g for g in opt.param_groups if any(id(p) in dgqp for p in g["params"])]
+    assert fast and all(id(p) in dgqp for g in fast for p in g["params"])
+    assert all(g["lr"] == pytest.approx(0.1) for g in fast)  # 10 x the base rate (none of DGQP's is boosted by MuSGD)
+    counted = [id(p) for g in opt.param_groups for p in g["params"]]
+    assert len(counted) == len(set(counted)) == len(list(model.parameters()))

@@ -79,6 +79,12 @@ OPTIONS: dict[str, Option] = {
         "its own loss and assigner input, and I alone learns each positive's box IoU by BCE (weight dgqp_gain)",
         choices=("joint", "iou"),
     ),
+    "dgqp_lr_gain": Option(
+        1.0, float, "DGQP: learning-rate multiplier of its parameters. Fine-tuning COCO weights, the branch is the one "
+        "new part and sees a few hundred steps at the fine-tune's small rate (AdamW ~6e-4 under optimizer=auto): "
+        "left at 1 its I barely leaves the initial 0.95. New layers at a higher rate is the usual fine-tuning remedy",
+        low=0.01, high=1000.0,
+    ),
     "dgqp_gain": Option(
         1.0, float, "dgqp_target=iou: weight of I's IoU loss, relative to the classification loss (x Ultralytics' "
         "cls gain)", low=0.0, high=100.0,
@@ -206,6 +212,10 @@ def _combination_errors(checked: dict[str, Any]) -> list[tuple[tuple[str, ...], 
         errors.append((("dgqp_target", "dgqp"),
                        f"yolo_gfl option dgqp_target={checked['dgqp_target']!r} chooses what teaches DGQP's quality I, "
                        "but dgqp=False: add dgqp=True, or leave dgqp_target at 'joint'."))
+    if checked["dgqp_lr_gain"] != 1.0 and not checked["dgqp"]:
+        errors.append((("dgqp_lr_gain", "dgqp"),
+                       f"yolo_gfl option dgqp_lr_gain={checked['dgqp_lr_gain']} scales DGQP's learning rate, but "
+                       "dgqp=False: add dgqp=True, or leave dgqp_lr_gain at 1."))
     if checked["atss_epochs"] and checked["assigner"] != "tal":
         errors.append((("atss_epochs", "assigner"),
                        f"yolo_gfl option atss_epochs={checked['atss_epochs']} warms up with ATSS before switching to "

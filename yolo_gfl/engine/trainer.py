@@ -76,6 +76,35 @@ class GFLTrainer(DetectionTrainer):
             model.load(weights)  # logs 'Transferred N/M items'; new parts such as DGQP keep their initialisation
         return model
 
+    def build_optimizer(self, model, name="auto", lr=0.001, momentum=0.9, decay=1e-5, iterations=1e5):
+        """Ultralytics' optimizer, with DGQP's parameters in groups of their own at ``dgqp_lr_gain`` x the rate.
+
+        Each of Ultralytics' groups (biases, weights with decay, norm weights) gives its DGQP members to a copy of
+        itself with the rate scaled, so decay, warm-up (which reads each group's own ``initial_lr``) and the schedule
+        treat them as before, only faster or slower."""
+        optimizer = super().build_optimizer(model, name, lr, momentum, decay, iterations)
+        net = unwrap_model(model)
+        gain = validate_options(getattr(net, "gfl_options", None))["dgqp_lr_gain"]
+        dgqp = getattr(net.model[-1], "dgqp", None)
+        if dgqp is None or gain == 1.0:
+            return optimizer
+        ids = {id(p) for p in dgqp.parameters()}
+        for group in list(optimizer.param_groups):
+            keep = [i for i, p in enumerate(group["params"]) if id(p) not in ids]
+            moved = [i for i, p in enumerate(group["params"]) if id(p) in ids]
+            if not moved:
+                continue
+            faster = {k: v for k, v in group.items() if k not in ("params", "param_names")}
+            faster["lr"] = group["lr"] * gain
+            faster["params"] = [group["params"][i] for i in moved]
+            if "param_names" in group:
+                faster["param_names"] = [group["param_names"][i] for i in moved]
+                group["param_names"] = [group["param_names"][i] for i in keep]
+            group["params"] = [group["params"][i] for i in keep]
+            optimizer.add_param_group(faster)
+        LOGGER.info(f"yolo_gfl: DGQP's {len(ids)} parameter tensors train at {gain:g}x the learning rate (dgqp_lr_gain)")
+        return optimizer
+
     def get_validator(self):
         """A ``GFLValidator`` over the validation loader."""
         return GFLValidator(self.test_loader, save_dir=self.save_dir, args=copy(self.args), _callbacks=self.callbacks)
