@@ -25,6 +25,8 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.real_data import _mean_sd  # noqa: E402
+
 
 def validate(checkpoint: str, data: str, imgsz: int, power: float, batch: int) -> dict[str, float]:
     """mAP50-95 and AP75 (in %) of ``checkpoint`` ranking by sigmoid(C) x I^power."""
@@ -48,9 +50,8 @@ def summary(results: dict[str, dict[float, dict[str, float]]], powers: list[floa
         for key in ("mAP50-95", "AP75"):
             values = [r[power][key] for r in results.values()]
             deltas = [r[power][key] - r[1.0][key] for r in results.values()]
-            mean = sum(deltas) / len(deltas)
-            se = (math.sqrt(sum((d - mean) ** 2 for d in deltas) / (len(deltas) - 1) / len(deltas))
-                  if len(deltas) > 1 else float("nan"))
+            mean, sd = _mean_sd(deltas)  # the real-data benchmark's statistics
+            se = sd / math.sqrt(len(deltas)) if sd is not None else float("nan")
             row += [f"{sum(values) / len(values):.2f}", f"{mean:+.2f} ± {se:.2f}"]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
