@@ -41,3 +41,21 @@ def test_quality_power_refuses_a_checkpoint_without_dgqp(trained, coco128_yaml):
     checkpoint = str(trained("vfl") / "weights" / "last.pt")
     with pytest.raises(SystemExit, match="no DGQP quality branch"):
         quality_power.main(["--data", coco128_yaml, "--imgsz", "64", "--model", checkpoint])
+
+
+@pytest.mark.slow
+def test_quality_ranking_reads_i_and_c_at_anchors_on_their_own_class(trained, coco128_yaml):
+    checkpoint = str(trained("gfl") / "weights" / "last.pt")
+    # One tiny epoch from scratch scores every anchor far below the CLI's 0.05: count every anchor here.
+    stats = quality_power.quality_ranking(checkpoint, coco128_yaml, 64, max_images=6, batch=4, min_score=0.0)
+    assert stats["images"] == 6 and stats["anchors"] > 0
+    assert 0 < stats["I_p1"] <= stats["I_p50"] <= stats["I_p99"] < 1
+    assert all(stats[k] is None or -1 <= stats[k] <= 1 for k in ("spearman_I", "spearman_C", "spearman_J"))
+    with pytest.raises(SystemExit, match="no anchor scores above 1"):  # nothing can score above 1
+        quality_power.quality_ranking(checkpoint, coco128_yaml, 64, max_images=2, min_score=1.0)
+
+
+def test_quality_power_refuses_a_negative_stats_count(capsys):
+    with pytest.raises(SystemExit):
+        quality_power.main(["--data", "d.yaml", "--imgsz", "64", "--model", "m.pt", "--stats", "-1"])
+    assert "--stats must be >= 0" in capsys.readouterr().err
