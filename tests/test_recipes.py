@@ -3,6 +3,8 @@ ATSS warm-up switching in a real training, and their checks."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from ultralytics.utils.metrics import bbox_iou
@@ -340,3 +342,31 @@ def test_dgqp_lr_gain_with_each_optimizer(optimizer):
     assert all(g["lr"] == pytest.approx(0.1) for g in fast)  # 10 x the base rate (none of DGQP's is boosted by MuSGD)
     counted = [id(p) for g in opt.param_groups for p in g["params"]]
     assert len(counted) == len(set(counted)) == len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("gain", [1.0, 1.25])
+def test_cls_target_gain_scales_the_soft_targets_but_not_the_divisor(gain):
+    """cls_target_gain: BCE (qfl, beta 0) towards min(gain x TAL target, 1) at the positives, divided by the sum of
+    the unscaled targets; gain 1 is the plain loss."""
+    logits = torch.tensor([[[0.5, -1.0], [2.0, 0.0], [-0.5, 1.5]]])  # (1, 3 anchors, 2 classes)
+    soft = torch.tensor([[[0.6, 0.0], [0.0, 0.0], [0.0, 0.9]]])  # TAL targets at two positives; sum 1.5
+    fg = torch.tensor([[True, False, True]])
+    crit = GFLDetectionLoss(make_model(cls_loss="qfl", qfl_beta=0.0, cls_target="tal", cls_norm="sum",
+                                       cls_target_gain=gain))
+    got = crit.classification_term(logits, True, soft, torch.zeros_like(soft), fg)
+
+    def bce(x, t):
+        p = 1 / (1 + math.exp(-x))
+        return -(t * math.log(p) + (1 - t) * math.log(1 - p))
+
+    targets = [[min(gain * 0.6, 1.0), 0.0], [0.0, 0.0], [0.0, min(gain * 0.9, 1.0)]]  # 0.9 x 1.25 caps at 1
+    by_hand = sum(bce(x, t) for row, trow in zip(logits[0].tolist(), targets) for x, t in zip(row, trow)) / 1.5
+    assert got.item() == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_cls_target_gain_needs_soft_targets():
+    with pytest.raises(GFLOptionError, match="cls_target_gain=1.1 .*cls_target=tal"):
+        validate_options({"cls_loss": "qfl", "cls_target": "iou", "cls_target_gain": 1.1})
+    with pytest.raises(GFLOptionError, match="cls_target_gain"):
+        validate_options({"cls_loss": "vfl", "cls_target": "tal", "cls_target_gain": 3.0})  # above its range
+    assert validate_options({"cls_loss": "vfl", "cls_target": "tal", "cls_target_gain": 1.1})["cls_target_gain"] == 1.1

@@ -177,6 +177,9 @@ class GFLDetectionLoss(v8DetectionLoss):
         (benchmarks/target_stats.py), so ``sum`` gives the class branch ~7x the weight early on and ~1.5x late;
         Ultralytics' own sum-of-targets divisor is 11x and 2.4x smaller than the number of positives there.
 
+        ``cls_target_gain`` scales the soft targets (capped at 1) after the divisor is taken from them, so a joint
+        J = sigmoid(C) x I0 with a constant I0 and the gain 1 / I0 ask C for the same thing.
+
         ``fg_neg=bce`` replaces the loss on the other classes of each positive anchor (``target_labels`` names its
         class) by ``fg_neg_weight`` x BCE towards 0: VFL weighs such a negative by 0.75 p^2 of BCE (0.07 at p = 0.3),
         QFL by p^2, so a look-alike class at a real object is barely pushed down. ``fg_neg=bce_inbox`` does the same
@@ -188,6 +191,8 @@ class GFLDetectionLoss(v8DetectionLoss):
         else:
             target = iou_target if o["cls_target"] == "iou" else target_scores.float()
             norm = (fg_mask.sum() if o["cls_norm"] == "pos" else target.sum()).clamp(min=1)
+            if o["cls_target_gain"] != 1.0:  # after the divisor: only what C is asked for moves
+                target = (target * o["cls_target_gain"]).clamp(max=1.0)
         elem = self.classification_loss(pred, target, logits)
         if o["fg_neg"] != "focal" and o["cls_loss"] != "bce":
             if target_labels is None or (o["fg_neg"] == "bce_inbox" and inbox is None):

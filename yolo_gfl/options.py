@@ -96,6 +96,12 @@ OPTIONS: dict[str, Option] = {
         "assigner's own soft target: TAL's normalised alignment metric scaled to the IoU, as TOOD and PP-YOLOE use)",
         choices=("iou", "tal"),
     ),
+    "cls_target_gain": Option(
+        1.0, float, "cls_target=tal: the positives' soft targets times this, capped at 1, before the vfl/qfl loss; the "
+        "divisor (cls_norm=sum) and the box weights keep the assigner's own targets. GFLv2's joint J = sigmoid(C) x I "
+        "with I near a constant I0 asks C for the target / I0 (1.06x at I0 = 0.94): this asks it without DGQP",
+        low=0.5, high=2.0,
+    ),
     "cls_norm": Option(
         "pos",
         str,
@@ -216,6 +222,11 @@ def _combination_errors(checked: dict[str, Any]) -> list[tuple[tuple[str, ...], 
         errors.append((("dgqp_lr_gain", "dgqp"),
                        f"yolo_gfl option dgqp_lr_gain={checked['dgqp_lr_gain']} scales DGQP's learning rate, but "
                        "dgqp=False: add dgqp=True, or leave dgqp_lr_gain at 1."))
+    if checked["cls_target_gain"] != 1.0 and (checked["cls_target"] != "tal" or checked["cls_loss"] == "bce"):
+        errors.append((("cls_target_gain", "cls_target", "cls_loss"),
+                       f"yolo_gfl option cls_target_gain={checked['cls_target_gain']} scales the assigner's soft "
+                       f"targets, but cls_loss={checked['cls_loss']!r} with cls_target={checked['cls_target']!r}: use "
+                       "cls_loss=vfl or qfl with cls_target=tal, or leave cls_target_gain at 1."))
     if checked["atss_epochs"] and checked["assigner"] != "tal":
         errors.append((("atss_epochs", "assigner"),
                        f"yolo_gfl option atss_epochs={checked['atss_epochs']} warms up with ATSS before switching to "
