@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.real_data import _mean_sd  # noqa: E402
 
 
-def validate(checkpoint: str, data: str, imgsz: int, power: float, batch: int) -> dict[str, float]:
-    """mAP50-95 and AP75 (in %) of ``checkpoint`` ranking by sigmoid(C) x I^power."""
+def load_dgqp(checkpoint: str):
+    """The checkpoint as a YOLOGFL model, refused (SystemExit) unless its head has DGQP's quality branch."""
     from yolo_gfl import YOLOGFL
     from yolo_gfl.nn import GFLDetect
 
@@ -45,7 +45,13 @@ def validate(checkpoint: str, data: str, imgsz: int, power: float, batch: int) -
     head = model.model.model[-1]
     if not isinstance(head, GFLDetect) or head.dgqp is None:
         raise SystemExit(f"{checkpoint} has no DGQP quality branch (dgqp=True): there is no I to weigh.")
-    head.quality_power = power
+    return model
+
+
+def validate(checkpoint: str, data: str, imgsz: int, power: float, batch: int) -> dict[str, float]:
+    """mAP50-95 and AP75 (in %) of ``checkpoint`` ranking by sigmoid(C) x I^power."""
+    model = load_dgqp(checkpoint)
+    model.model.model[-1].quality_power = power
     metrics = model.val(data=data, imgsz=imgsz, batch=batch, device="cpu", plots=False, verbose=False, workers=0)
     return {"mAP50-95": 100 * float(metrics.box.map), "AP75": 100 * float(metrics.box.map75)}
 
@@ -56,26 +62,16 @@ def quality_ranking(checkpoint: str, data: str, imgsz: int, max_images: int, bat
 
     ``min_score``: the top class score sigmoid(C) an anchor needs to count (the CLI's 0.05 leaves out the background).
     """
-    from torch.utils.data import DataLoader
-    from ultralytics.cfg import get_cfg
-    from ultralytics.data import build_yolo_dataset
-    from ultralytics.data.utils import check_det_dataset
     from ultralytics.utils.metrics import box_iou
     from ultralytics.utils.ops import xywh2xyxy
 
-    from yolo_gfl import YOLOGFL
+    from benchmarks.score_anatomy import val_loader
     from yolo_gfl.eval.calibration import spearman
 
-    net = YOLOGFL(checkpoint).model.float().eval()
-    if getattr(net.model[-1], "dgqp", None) is None:
-        raise SystemExit(f"{checkpoint} has no DGQP quality branch (dgqp=True): there is no I to weigh.")
+    net = load_dgqp(checkpoint).model.float().eval()
     net.model[-1].quality_power = 1.0  # the eval output's scores are then J; C and I come from the raw outputs
-    cfg = get_cfg(overrides={"imgsz": imgsz, "mode": "val"})
-    info = check_det_dataset(data)
-    dataset = build_yolo_dataset(cfg, info["val"], batch, info, mode="val", stride=32)
-    loader = DataLoader(dataset, batch_size=batch, shuffle=False, collate_fn=dataset.collate_fn)
     quality, cls_score, ious, images = [], [], [], 0
-    for b in loader:
+    for b in val_loader(data, imgsz, batch):
         if images >= max_images:
             break
         img = b["img"].float() / 255
@@ -85,19 +81,18 @@ def quality_ranking(checkpoint: str, data: str, imgsz: int, max_images: int, bat
         boxes = xywh2xyxy(y[:, :4].transpose(1, 2))  # (B, A, 4) pixels
         top, label = raw["scores"].sigmoid().max(1)  # (B, A): the anchor's best class and its score C
         for i in range(min(len(img), max_images - images)):
+            images += 1
             gi = b["batch_idx"] == i
             gt = xywh2xyxy(b["bboxes"][gi] * torch.tensor([w, h, w, h]))
             gcls = b["cls"][gi].view(-1).long()
             keep = top[i] > min_score
             if not len(gt) or not keep.any():
-                images += 1
                 continue
             iou = box_iou(boxes[i][keep], gt).masked_fill(label[i][keep][:, None] != gcls[None], 0).max(1).values
             hit = iou > 0
             quality.append(raw["quality"][i, 0][keep][hit])
             cls_score.append(top[i][keep][hit])
             ious.append(iou[hit])
-            images += 1
     q, c, u = (torch.cat(v).numpy() if v else np.zeros(0) for v in (quality, cls_score, ious))
     if not len(q):
         raise SystemExit(f"{checkpoint}: no anchor scores above {min_score:g} on a ground truth of its class in the first "

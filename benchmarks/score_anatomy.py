@@ -39,11 +39,21 @@ def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return box_iou(a, b) if len(a) and len(b) else torch.zeros(len(a), len(b))
 
 
-def anatomy(model: str, data: str, imgsz: int, max_images: int | None = None, batch: int = 8) -> dict[str, float]:
+def val_loader(data: str, imgsz: int, batch: int):
+    """Batches of the data set's val split, un-augmented and letterboxed to ``imgsz``, in file order."""
     from torch.utils.data import DataLoader
     from ultralytics.cfg import get_cfg
     from ultralytics.data import build_yolo_dataset
     from ultralytics.data.utils import check_det_dataset
+
+    cfg = get_cfg(overrides={"imgsz": imgsz, "mode": "val"})
+    info = check_det_dataset(data)
+    dataset = build_yolo_dataset(cfg, info["val"], batch, info, mode="val", stride=32)
+    return DataLoader(dataset, batch_size=batch, shuffle=False, collate_fn=dataset.collate_fn)
+
+
+def anatomy(model: str, data: str, imgsz: int, max_images: int | None = None, batch: int = 8) -> dict[str, float]:
+    from ultralytics.cfg import get_cfg
     from ultralytics.utils.nms import non_max_suppression
     from ultralytics.utils.ops import xywh2xyxy
     from ultralytics.utils.tal import make_anchors
@@ -54,9 +64,7 @@ def anatomy(model: str, data: str, imgsz: int, max_images: int | None = None, ba
     net = YOLOGFL(model).model.float().eval()
     cfg = get_cfg(overrides={"imgsz": imgsz, "mode": "val"})
     net.args = cfg
-    info = check_det_dataset(data)
-    dataset = build_yolo_dataset(cfg, info["val"], batch, info, mode="val", stride=32)
-    loader = DataLoader(dataset, batch_size=batch, shuffle=False, collate_fn=dataset.collate_fn)
+    loader = val_loader(data, imgsz, batch)
     loss = GFLDetectionLoss(net)  # only its assign(): Ultralytics' TAL, as the loss calls it
     strides = [int(s) for s in net.stride.tolist()]
     dense = {k: [] for k in ("pos_own", "pos_other", "inbox", "background")}
