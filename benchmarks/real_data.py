@@ -4,7 +4,7 @@ variant, same seeds, paired differences to stock.
     python benchmarks/real_data.py                   # the full record: 3 seeds, every data set, stock + shipped variants
     python benchmarks/real_data.py --quick           # the search: seed 0, fewer epochs, stock + shipped + -vfnet
     python benchmarks/real_data.py --quick --models yolov8n.yaml,benchmarks/configs/yolov8n-ppyoloe.yaml --datasets chess
-    python benchmarks/real_data.py --report-only     # print and rewrite the tables from the record alone
+    python benchmarks/real_data.py --report-only     # print the tables of the record; train and write nothing
 
 This is what a user does with yolo_gfl: take Ultralytics' COCO weights, fine-tune them on their own images with
 Ultralytics' default training arguments, and keep the detections above a confidence threshold. Every cell builds the
@@ -203,6 +203,41 @@ def paired_delta(cells: list[dict], data: str, model: str, key: str = "mAP50-95"
     return mean, se, len(diffs)
 
 
+GOAL_MEAN_DELTA = 0.010  # +1.0 point mAP50-95 on the mean over the data sets (issue 12's goal)
+
+
+def mean_over_data(cells: list[dict], data_names: list[str], model: str,
+                   key: str = "mAP50-95") -> tuple[float | None, float | None]:
+    """Mean over data sets of the paired Δ to stock, and its SE (root of the summed squared SEs / number of sets;
+    the sets are independent). (None, None) unless every data set has the model paired with stock."""
+    per = [paired_delta(cells, d, model, key) for d in data_names]
+    if not per or any(n == 0 for _, _, n in per):
+        return None, None
+    mean = statistics.fmean(m for m, _, _ in per)
+    ses = [se for _, se, _ in per]
+    return mean, (math.sqrt(sum(x * x for x in ses)) / len(ses) if all(x is not None for x in ses) else None)
+
+
+def goal_check(cells: list[dict], data_names: list[str], model: str) -> tuple[bool, list[str]]:
+    """Whether ``model`` meets the goal on the record: mean Δ mAP50-95 >= GOAL_MEAN_DELTA, no data set with
+    Δ + SE < 0 (below stock by more than one SE), mean Δ AP75 > 0 and mean Δ Spearman > 0. Returns (met, what misses)."""
+    misses = []
+    mean, _ = mean_over_data(cells, data_names, model)
+    if mean is None:
+        return False, ["not paired with stock on every data set"]
+    if mean < GOAL_MEAN_DELTA:
+        misses.append(f"mean {mean * 100:+.2f} < +{GOAL_MEAN_DELTA * 100:.1f}")
+    for d in data_names:
+        delta, se, _ = paired_delta(cells, d, model)
+        if delta + (se or 0.0) < 0:
+            misses.append(f"{d} below by more than one SE")
+    for key, name in (("AP75", "AP75"), ("spearman", "Spearman")):
+        value, _ = mean_over_data(cells, data_names, model, key)
+        if value is None or value <= 0:
+            misses.append(f"{name} not above stock")
+    return not misses, misses
+
+
 def _fmt(mean: float | None, sd: float | None, scale: float, digits: int, sign: bool = False) -> str:
     if mean is None:
         return "—"
@@ -243,20 +278,24 @@ def tables(record: dict[str, Any]) -> str:
             out.append(f"| {m} | {len(rows)} | " + " | ".join(vals + deltas) + " |")
         out.append("")
     if summary:
-        out += ["### Summary: paired Δ mAP50-95 to stock (points, mean over seeds ± SE)", "",
-                "| model | " + " | ".join(data_names) + " | mean over data sets |", "|---|" + "--:|" * (len(data_names) + 1)]
+        out += ["### Summary: paired Δ to stock (points, mean over seeds ± SE)", "",
+                "| model | " + " | ".join(f"Δ mAP50-95 {d}" for d in data_names) + " | Δ mAP50-95, mean over data sets "
+                "| Δ AP75, mean | Δ Spearman, mean | goal¹ |", "|---|" + "--:|" * (len(data_names) + 3) + "---|"]
         for m, entries in summary.items():
             by_data = {d: (mean, se) for d, mean, se, _ in entries}
             cols = [_fmt(*by_data[d], 100, 2, sign=True) if d in by_data else "—" for d in data_names]
             if len(by_data) == len(data_names):
-                mean = statistics.fmean(v[0] for v in by_data.values())
-                ses = [v[1] for v in by_data.values()]
-                se = math.sqrt(sum(x * x for x in ses)) / len(ses) if all(x is not None for x in ses) else None
-                cols.append(_fmt(mean, se, 100, 2, sign=True))
+                for key, scale, dg in (("mAP50-95", 100, 2), ("AP75", 100, 2), ("spearman", 1, 3)):
+                    cols.append(_fmt(*mean_over_data(cells, data_names, m, key), scale, dg, sign=True))
+                met, misses = goal_check(cells, data_names, m)
+                cols.append("met" if met else "not met: " + "; ".join(misses))
             else:
-                cols.append("—")
+                cols += ["—", "—", "—", f"needs every data set ({len(by_data)} of {len(data_names)})"]
             out.append(f"| {m} | " + " | ".join(cols) + " |")
-        out.append("")
+        out += ["", f"¹ The goal (issue 12): Δ mAP50-95 of at least +{GOAL_MEAN_DELTA * 100:.1f} points on the mean over "
+                "the data sets, on no data set below stock by more than one SE, and Δ AP75 and Δ Spearman above 0 on "
+                "the mean over the data sets. The SE of a mean over data sets is the root of the sum of squared SEs "
+                "over their number.", ""]
     return "\n".join(out)
 
 

@@ -67,3 +67,28 @@ def test_paired_delta_and_summary_by_hand():
     # diffs 0.03, 0.01, 0.01: mean 0.01667, sd 0.011547, se 0.0066667
     assert n == 3 and mean == pytest.approx(0.05 / 3) and se == pytest.approx(0.011547005 / 3**0.5)
     assert real_data.paired_delta(cells, "a", "yolov8n-missing") == (None, None, 0)
+
+
+def test_goal_check_by_hand():
+    """Issue 12's goal on a hand-made record: the mean over data sets, the one-SE floor per set, AP75 and Spearman."""
+    def cell(data, model, seed, m, ap75, rho):
+        return {"data": data, "model": model, "seed": seed, "mAP50-95": m, "AP75": ap75, "spearman": rho}
+
+    stock = [cell(d, "yolov8n", s, 0.50, 0.40, 0.50) for d in ("a", "b") for s in (0, 1, 2)]
+    # x: +2.0 points on a (exactly), +0.5 / +0.0 / +0.7 on b (mean +0.4, SE 0.2082): mean over sets +1.2; AP75 and
+    # Spearman up. y: +3.0 on a, b at -0.5 / -0.6 / -0.4 (mean -0.5, SE 0.0577: below by more than one SE).
+    x = [cell("a", "x", s, 0.52, 0.41, 0.51) for s in (0, 1, 2)]
+    x += [cell("b", "x", s, 0.50 + d, 0.41, 0.51) for s, d in ((0, 0.005), (1, 0.0), (2, 0.007))]
+    y = [cell("a", "y", s, 0.53, 0.41, 0.49) for s in (0, 1, 2)]
+    y += [cell("b", "y", s, 0.50 - d, 0.41, 0.49) for s, d in ((0, 0.005), (1, 0.006), (2, 0.004))]
+    cells = stock + x + y
+    mean, se = real_data.mean_over_data(cells, ["a", "b"], "x")
+    assert mean == pytest.approx(0.012) and se == pytest.approx(((0.0 ** 2 + (0.0036056 / 3**0.5) ** 2) ** 0.5) / 2,
+                                                                  rel=1e-3)
+    assert real_data.goal_check(cells, ["a", "b"], "x") == (True, [])
+    met, misses = real_data.goal_check(cells, ["a", "b"], "y")
+    assert not met and misses == ["b below by more than one SE", "Spearman not above stock"]
+    assert real_data.goal_check(cells, ["a", "b", "c"], "x") == (False, ["not paired with stock on every data set"])
+    table = real_data.tables({"stock": "yolov8n.yaml", "datasets": {d: {"epochs": 1, "imgsz": 64, "batch": 2}
+                                                                      for d in ("a", "b")}, "cells": cells})
+    assert "| x | +2.00 ± 0.00 | +0.40 ± 0.21 | +1.20 ± 0.10 | +1.00 ± 0.00 | +0.010 ± 0.000 | met |" in table
