@@ -146,11 +146,64 @@ def _extras(cell: dict) -> dict[str, Any]:
 
 
 def config_digest(model: str) -> str:
-    """A digest of a model config's text, so a cell made with an older version of a config is not taken as done."""
-    from yolo_gfl.configs import resolve_model_cfg
+    """A digest of a model config's text (for a scaled name such as yolov8n-gfl.yaml, the file it reads), so a cell
+    made with an older version of a config is not taken as done. Ultralytics' own names digest as the name."""
+    from yolo_gfl.configs import model_cfg_file
 
-    path = Path(resolve_model_cfg(model))
-    return _digest(path.read_text() if path.is_file() else model)
+    path = model_cfg_file(model)
+    return _digest(path.read_text() if path is not None else model)
+
+
+def recipe_digest(model: str) -> str:
+    """A digest of what a config builds and trains: its resolved architecture and scale and every yolo_gfl option with
+    its default filled in, not its file name or its comments. Two configs with one recipe make the same cells (the
+    zoo trains with ``deterministic=True``), so a cell of one is a cell of the other."""
+    from yolo_gfl.configs import load_model_cfg
+    from yolo_gfl.options import validate_options
+
+    cfg = load_model_cfg(model)
+    cfg.pop("yaml_file", None)
+    if "gfl" in cfg:
+        cfg["gfl"] = validate_options(cfg["gfl"] or {})
+    return _digest(cfg)
+
+
+def _config_of(model_stem: str) -> str:
+    """The config a record cell's model name came from: benchmarks/configs/<name>.yaml, else the bare name (yolo_gfl's
+    or Ultralytics')."""
+    path = ROOT / "benchmarks" / "configs" / f"{model_stem}.yaml"
+    return str(path) if path.is_file() else f"{model_stem}.yaml"
+
+
+def _recipe_if_unchanged(model_stem: str, config: str | None) -> str | None:
+    """The recipe digest of a record cell's model while its config is the one the cell was made with, else None."""
+    path = _config_of(model_stem)
+    try:
+        return recipe_digest(path) if config_digest(path) == config else None
+    except (OSError, ValueError, KeyError, FileNotFoundError):  # a config that is gone or no longer loads
+        return None
+
+
+def same_recipe_cells(record: dict[str, Any], data: str, setting: dict[str, Any], models: list[str],
+                      seeds: list[int]) -> list[dict[str, Any]]:
+    """Record entries for requested (model, seed) cells that the record lacks but holds under another model name with
+    the same recipe (``recipe_digest``), data set, settings and seed: the same training run, taken over with
+    ``same_recipe_as`` naming the cell it copies. A record cell counts only while its config file is unchanged."""
+    have = {(c["model"], c["seed"]) for c in record["cells"] if c["data"] == data}
+    wanted = {Path(m).stem: (recipe_digest(m), config_digest(m)) for m in models}
+    recipes: dict[str, str | None] = {}
+    taken = []
+    for cell in record["cells"]:
+        if cell["data"] != data or cell.get("setting") != setting["digest"] or cell.get("same_recipe_as"):
+            continue
+        if cell["model"] not in recipes:
+            recipes[cell["model"]] = _recipe_if_unchanged(cell["model"], cell.get("config"))
+        for stem, (recipe, config) in wanted.items():
+            if (stem != cell["model"] and recipe == recipes[cell["model"]] and cell["seed"] in seeds
+                    and (stem, cell["seed"]) not in have):
+                taken.append({**cell, "model": stem, "config": config, "same_recipe_as": cell["model"]})
+                have.add((stem, cell["seed"]))
+    return taken
 
 
 def record_cell(data: str, setting: dict[str, Any], zoo_row: dict[str, Any], config: str) -> dict[str, Any]:
@@ -276,6 +329,12 @@ def tables(record: dict[str, Any]) -> str:
                 if m != stock and key == "mAP50-95" and mean is not None:
                     summary.setdefault(m, []).append((d, mean, se, n))
             out.append(f"| {m} | {len(rows)} | " + " | ".join(vals + deltas) + " |")
+        copies = {}
+        for c in cells:
+            if c["data"] == d and c.get("same_recipe_as"):
+                copies.setdefault((c["model"], c["same_recipe_as"]), []).append(str(c["seed"]))
+        out += [""] + [f"{m}, seed(s) {', '.join(s)}: the cells of {src}, the same recipe (not trained again)."
+                       for (m, src), s in copies.items()]
         out.append("")
     if summary:
         out += ["### Summary: paired Δ to stock (points, mean over seeds ± SE)", "",
@@ -356,10 +415,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if stale:
             raise BenchmarkError(f"{record_path} holds {d} cells of {sorted({c['model'] for c in stale})} made with "
                                  "another version of their config: give the changed config a new name")
+        if not args.retrain_same_recipe:
+            for cell in same_recipe_cells(record, d, setting, models, seeds):
+                print(f"== {d}: {cell['model']} seed {cell['seed']} has the recipe of {cell['same_recipe_as']}: its "
+                      "cell is taken from the record, not retrained (--retrain-same-recipe trains it)", flush=True)
+                record["cells"].append(cell)
         have = {(c["model"], c["seed"]) for c in record["cells"] if c["data"] == d}
         todo = [m for m in models if any((Path(m).stem, s) not in have for s in seeds)]
         if not todo:
             print(f"== {d}: every requested cell is in the record", flush=True)
+            save_record(record, record_path)
             continue
         project = Path(args.project)
         data_yaml = prepare_data(d, shared / "datasets" / setting["yaml"], project / "data",
@@ -420,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--project", default=str(ROOT / "runs" / "real_data"), help="zoo folders (default %(default)s)")
     ap.add_argument("--record", default=None, help=f"record JSON (default {RECORD.relative_to(ROOT)}; --quick: "
                     f"{QUICK_RECORD.relative_to(ROOT)})")
+    ap.add_argument("--retrain-same-recipe", action="store_true", help="train a cell even when the record holds "
+                    "it under another model name with the same recipe (default: take that cell over)")
     ap.add_argument("--report-only", action="store_true", help="print the tables of the record; run nothing")
     ap.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
                     help="another Ultralytics train argument or yolo_gfl option for every cell (repeatable)")

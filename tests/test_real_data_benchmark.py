@@ -48,6 +48,20 @@ def test_real_data_benchmark_end_to_end(coco128_yaml, tmp_path, capsys):
     assert "every requested cell is in the record" in capsys.readouterr().out
     assert json.loads((tmp_path / "rec.json").read_text())["cells"] == cells
 
+    # a config with -vfl's recipe under another name takes -vfl's cell over instead of training it again; a config
+    # with another recipe would train (it is not asked for here, so nothing trains and no zoo folder appears)
+    twin = tmp_path / "yolov8n-vfltwin.yaml"
+    twin.write_text("# the same recipe, another name and comment\n" + (ROOT / "cfg" / "models" / "yolov8-vfl.yaml").read_text())
+    assert real_data.main(_tiny(tmp_path, "--models", f"yolov8n.yaml,{twin}")) == 0
+    out = capsys.readouterr().out
+    assert "yolov8n-vfltwin seed 0 has the recipe of yolov8n-vfl" in out and not (tmp_path / "runs").exists()
+    after = json.loads((tmp_path / "rec.json").read_text())["cells"]
+    copy = next(c for c in after if c["model"] == "yolov8n-vfltwin")
+    source = next(c for c in cells if c["model"] == "yolov8n-vfl")
+    assert copy["same_recipe_as"] == "yolov8n-vfl" and copy["mAP50-95"] == source["mAP50-95"]
+    assert copy["config"] == real_data.config_digest(str(twin)) != source["config"]
+    assert "yolov8n-vfltwin, seed(s) 0: the cells of yolov8n-vfl" in (tmp_path / "rec.md").read_text()
+
 
 def test_real_data_refuses_bad_requests(tmp_path, capsys):
     assert real_data.main(["--datasets", "pets", "--record", str(tmp_path / "r.json")]) == 2
@@ -92,3 +106,13 @@ def test_goal_check_by_hand():
     table = real_data.tables({"stock": "yolov8n.yaml", "datasets": {d: {"epochs": 1, "imgsz": 64, "batch": 2}
                                                                       for d in ("a", "b")}, "cells": cells})
     assert "| x | +2.00 ± 0.00 | +0.40 ± 0.21 | +1.20 ± 0.10 | +1.00 ± 0.00 | +0.010 ± 0.000 | met |" in table
+
+
+def test_recipe_and_config_digests():
+    """A scaled yolo_gfl name digests the file it reads; the recipe ignores names and comments but not options."""
+    text = (ROOT / "cfg" / "models" / "yolov8-gfl.yaml").read_text()
+    assert real_data.config_digest("yolov8n-gfl.yaml") == real_data._digest(text)
+    assert real_data.config_digest("yolov8n.yaml") == real_data._digest("yolov8n.yaml")  # Ultralytics' own name
+    assert real_data.recipe_digest("yolov8n-gfl.yaml") != real_data.recipe_digest("yolov8s-gfl.yaml")  # the scale
+    assert real_data.recipe_digest("yolov8n-gfl.yaml") != real_data.recipe_digest("yolov8n-qfl.yaml")
+    assert real_data.recipe_digest("yolov8n-qfl.yaml") != real_data.recipe_digest("yolov8n.yaml")

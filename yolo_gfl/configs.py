@@ -16,7 +16,7 @@ from ultralytics.nn.tasks import guess_model_scale, yaml_model_load
 from ultralytics.utils import YAML
 from ultralytics.utils.checks import check_yaml
 
-__all__ = ["CFG_DIR", "model_cfg_names", "resolve_model_cfg", "load_model_cfg"]
+__all__ = ["CFG_DIR", "model_cfg_names", "resolve_model_cfg", "model_cfg_file", "load_model_cfg"]
 
 CFG_DIR = Path(str(resources.files("yolo_gfl.cfg"))) / "models"
 
@@ -40,6 +40,17 @@ def resolve_model_cfg(cfg: str | Path) -> str:
     if (CFG_DIR / path.name).exists() or (CFG_DIR / _unscaled(path.name)).exists():
         return str(CFG_DIR / path.name)  # may not exist itself: the unscaled file serves every scale
     return str(cfg)
+
+
+def model_cfg_file(cfg: str | Path) -> Path | None:
+    """The YAML file a config name reads: the path itself, or yolo_gfl's unscaled file for a scaled name
+    ('yolov8n-gfl.yaml' -> cfg/models/yolov8-gfl.yaml); None for a name only Ultralytics knows."""
+    path = Path(resolve_model_cfg(cfg))
+    if path.is_file():
+        return path
+    if path.parent == CFG_DIR and (CFG_DIR / _unscaled(path.name)).is_file():
+        return CFG_DIR / _unscaled(path.name)
+    return None
 
 
 def load_model_cfg(cfg: str | Path | dict) -> dict:
