@@ -228,8 +228,17 @@ def save_record(record: dict[str, Any], path: Path) -> None:
     have = {(c["data"], c["model"], c["seed"]) for c in record["cells"]}
     for d, setting in on_disk["datasets"].items():
         record["datasets"].setdefault(d, setting)
+
+    def key(c: dict[str, Any]) -> tuple:
+        return c["data"], c["model"], c["seed"], c.get("config"), c.get("setting")
+
+    retired = record.setdefault("retired", [])
+    retired += [c for c in on_disk.get("retired", []) if key(c) not in {key(r) for r in retired}]
+    gone = {key(r) for r in retired}
     record["cells"] += [c for c in on_disk["cells"] if (c["data"], c["model"], c["seed"]) not in have
-                        and record["datasets"][c["data"]]["digest"] == c["setting"]]
+                        and key(c) not in gone and record["datasets"][c["data"]]["digest"] == c["setting"]]
+    if not retired:
+        del record["retired"]
     order = list(record["datasets"])
     record["cells"].sort(key=lambda c: (order.index(c["data"]), c["model"] != Path(STOCK).stem, c["model"], c["seed"]))
     record["updated"] = datetime.now().astimezone().isoformat(timespec="seconds")
@@ -412,9 +421,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         configs = {Path(m).stem: config_digest(m) for m in models}
         stale = [c for c in record["cells"] if c["data"] == d and c["model"] in configs
                  and c.get("config") != configs[c["model"]]]
-        if stale:
-            raise BenchmarkError(f"{record_path} holds {d} cells of {sorted({c['model'] for c in stale})} made with "
-                                 "another version of their config: give the changed config a new name")
+        if stale:  # an edited config (e.g. a shipped variant's new recipe): its old cells are kept aside, not lost
+            when = datetime.now().astimezone().isoformat(timespec="seconds")
+            record["cells"] = [c for c in record["cells"] if c not in stale]
+            record.setdefault("retired", []).extend({**c, "retired": f"{when}: its config changed"} for c in stale)
+            print(f"== {d}: {len(stale)} cell(s) of {sorted({c['model'] for c in stale})} were made with an earlier "
+                  "version of their config: moved to the record's 'retired' list (kept, out of the tables); they "
+                  "train anew", flush=True)
         if not args.retrain_same_recipe:
             for cell in same_recipe_cells(record, d, setting, models, seeds):
                 print(f"== {d}: {cell['model']} seed {cell['seed']} has the recipe of {cell['same_recipe_as']}: its "

@@ -62,6 +62,16 @@ def test_real_data_benchmark_end_to_end(coco128_yaml, tmp_path, capsys):
     assert copy["config"] == real_data.config_digest(str(twin)) != source["config"]
     assert "yolov8n-vfltwin, seed(s) 0: the cells of yolov8n-vfl" in (tmp_path / "rec.md").read_text()
 
+    # editing a config retires its cells (kept in the record, out of the tables) and trains it anew
+    twin.write_text(twin.read_text() + "  vfl_gamma: 1.5\n")
+    assert real_data.main(_tiny(tmp_path, "--models", f"yolov8n.yaml,{twin}")) == 0
+    assert "were made with an earlier version of their config" in capsys.readouterr().out
+    record = json.loads((tmp_path / "rec.json").read_text())
+    assert [c["model"] for c in record["retired"]] == ["yolov8n-vfltwin"] and record["retired"][0]["same_recipe_as"]
+    fresh = next(c for c in record["cells"] if c["model"] == "yolov8n-vfltwin")
+    assert "same_recipe_as" not in fresh and fresh["config"] == real_data.config_digest(str(twin))
+    assert [c for c in record["cells"] if c["model"] != "yolov8n-vfltwin"] == cells  # nothing else moved
+
 
 def test_real_data_refuses_bad_requests(tmp_path, capsys):
     assert real_data.main(["--datasets", "pets", "--record", str(tmp_path / "r.json")]) == 2
