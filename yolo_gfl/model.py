@@ -24,7 +24,7 @@ class YOLOGFL(Model):
     """IoU-aware YOLOv8 detectors through Ultralytics' trainer, validator, predictor and exporter.
 
     Examples:
-        >>> model = YOLOGFL("yolov8n-gfl.yaml")  # GFLv2 style: QFL + DFL + DGQP
+        >>> model = YOLOGFL("yolov8n-gfl.yaml")  # GFLv2 style: joint score J = C x I with DGQP, DFL
         >>> model.train(data="coco128.yaml", epochs=3, imgsz=320)
         >>> model.train(data="coco128.yaml", epochs=3, cls_loss="vfl", dgqp=False)  # options as train arguments
         >>> YOLOGFL("yolov8n.yaml").train(data="coco128.yaml", epochs=3)  # stock YOLOv8 through the same path

@@ -1,10 +1,11 @@
 """The yolo_gfl options: what turns a stock YOLOv8 into an IoU-aware variant, with their checks.
 
-A variant is a stock Ultralytics model YAML plus a ``gfl:`` section, e.g. ``yolov8-gfl.yaml`` is ``yolov8.yaml`` with
+A variant is a stock Ultralytics model YAML plus a ``gfl:`` section, e.g. ``yolov8-qfl.yaml`` is ``yolov8.yaml`` with
 
     gfl:
       cls_loss: qfl
-      dgqp: true
+      dgqp: false
+      cls_norm: sum
 
 The same keys can be given as train arguments (``cls_loss=vfl``) and override the YAML. The section travels inside
 every checkpoint (``model.yaml``), so validation, prediction, export and resume rebuild the same head and loss.
