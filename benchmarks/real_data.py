@@ -426,8 +426,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             record["cells"] = [c for c in record["cells"] if c not in stale]
             record.setdefault("retired", []).extend({**c, "retired": f"{when}: its config changed"} for c in stale)
             print(f"== {d}: {len(stale)} cell(s) of {sorted({c['model'] for c in stale})} were made with an earlier "
-                  "version of their config: moved to the record's 'retired' list (kept, out of the tables); they "
-                  "train anew", flush=True)
+                  "version of their config: moved to the record's 'retired' list (kept, out of the tables)", flush=True)
         if not args.retrain_same_recipe:
             for cell in same_recipe_cells(record, d, setting, models, seeds):
                 print(f"== {d}: {cell['model']} seed {cell['seed']} has the recipe of {cell['same_recipe_as']}: its "
