@@ -156,8 +156,9 @@ def config_digest(model: str) -> str:
 
 def recipe_digest(model: str) -> str:
     """A digest of what a config builds and trains: its resolved architecture and scale and every yolo_gfl option with
-    its default filled in, not its file name or its comments. Two configs with one recipe make the same cells (the
-    zoo trains with ``deterministic=True``), so a cell of one is a cell of the other."""
+    its default filled in, not its file name or its comments. Two configs with one recipe train the same runs: with
+    ``deterministic=True`` one seed gives the same cell on one machine (across CPUs, the same within float noise), so
+    a cell of one is a cell of the other."""
     from yolo_gfl.configs import load_model_cfg
     from yolo_gfl.options import validate_options
 
@@ -180,7 +181,7 @@ def _recipe_if_unchanged(model_stem: str, config: str | None) -> str | None:
     path = _config_of(model_stem)
     try:
         return recipe_digest(path) if config_digest(path) == config else None
-    except (OSError, ValueError, KeyError, FileNotFoundError):  # a config that is gone or no longer loads
+    except (OSError, ValueError, KeyError):  # a config that is gone or no longer loads
         return None
 
 
