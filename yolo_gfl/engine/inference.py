@@ -175,12 +175,15 @@ def postprocess_detections(
     multi_label: bool = False,
     nc: int = 0,
     max_nms: int = 30000,
+    max_time_img: float = 0.05,
 ) -> list[torch.Tensor]:
     """Ultralytics' ``non_max_suppression`` contract, with the pre-NMS per-level cap and soft-NMS on top.
 
     Args:
         preds: (B, 4 + nc + extra, A) model output (xywh pixels, scores), or a tuple whose first element it is.
         conf, iou, max_det, classes, agnostic, multi_label, nc, max_nms: as Ultralytics' ``non_max_suppression``.
+        max_time_img: hard NMS stops after 2 s + this many seconds per image and leaves the rest of the batch empty,
+            as Ultralytics' (0.05); ``math.inf`` never stops (evaluation). Soft-NMS has no limit.
         nms: ``hard`` (Ultralytics' NMS) or ``soft`` (Gaussian soft-NMS with ``soft_sigma``).
         pre_nms_topk: keep at most this many anchors per level (ranked by best class score) before NMS.
         sizes: anchors per level (``level_sizes``); needed with ``pre_nms_topk``.
@@ -197,7 +200,8 @@ def postprocess_detections(
         pred = pred.gather(2, idx.unsqueeze(1).expand(-1, pred.shape[1], -1))
     if nms == "hard":
         return ultralytics_nms.non_max_suppression(
-            pred, conf, iou, classes, agnostic, multi_label=multi_label, max_det=max_det, nc=nc, max_nms=max_nms
+            pred, conf, iou, classes, agnostic, multi_label=multi_label, max_det=max_det, nc=nc, max_nms=max_nms,
+            max_time_img=max_time_img,
         )
     if nms != "soft":
         raise ValueError(f"nms={nms!r} is not valid: expected hard | soft.")
