@@ -186,12 +186,13 @@ def _recipe_if_unchanged(model_stem: str, config: str | None) -> str | None:
 
 
 def same_recipe_cells(record: dict[str, Any], data: str, setting: dict[str, Any], models: list[str],
-                      seeds: list[int]) -> list[dict[str, Any]]:
+                      configs: dict[str, str], seeds: list[int]) -> list[dict[str, Any]]:
     """Record entries for requested (model, seed) cells that the record lacks but holds under another model name with
     the same recipe (``recipe_digest``), data set, settings and seed: the same training run, taken over with
-    ``same_recipe_as`` naming the cell it copies. A record cell counts only while its config file is unchanged."""
+    ``same_recipe_as`` naming the cell it copies. ``configs``: each requested model's ``config_digest`` by name. A
+    record cell counts only while its config file is unchanged."""
     have = {(c["model"], c["seed"]) for c in record["cells"] if c["data"] == data}
-    wanted = {Path(m).stem: (recipe_digest(m), config_digest(m)) for m in models}
+    wanted = {Path(m).stem: (recipe_digest(m), configs[Path(m).stem]) for m in models}
     recipes: dict[str, str | None] = {}
     taken = []
     for cell in record["cells"]:
@@ -233,13 +234,13 @@ def save_record(record: dict[str, Any], path: Path) -> None:
     def key(c: dict[str, Any]) -> tuple:
         return c["data"], c["model"], c["seed"], c.get("config"), c.get("setting")
 
-    retired = record.setdefault("retired", [])
-    retired += [c for c in on_disk.get("retired", []) if key(c) not in {key(r) for r in retired}]
-    gone = {key(r) for r in retired}
+    gone = {key(r) for r in record.get("retired", [])}
+    retired = record.get("retired", []) + [c for c in on_disk.get("retired", []) if key(c) not in gone]
+    gone |= {key(r) for r in retired}
+    if retired:
+        record["retired"] = retired
     record["cells"] += [c for c in on_disk["cells"] if (c["data"], c["model"], c["seed"]) not in have
                         and key(c) not in gone and record["datasets"][c["data"]]["digest"] == c["setting"]]
-    if not retired:
-        del record["retired"]
     order = list(record["datasets"])
     record["cells"].sort(key=lambda c: (order.index(c["data"]), c["model"] != Path(STOCK).stem, c["model"], c["seed"]))
     record["updated"] = datetime.now().astimezone().isoformat(timespec="seconds")
@@ -429,7 +430,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"== {d}: {len(stale)} cell(s) of {sorted({c['model'] for c in stale})} were made with an earlier "
                   "version of their config: moved to the record's 'retired' list (kept, out of the tables)", flush=True)
         if not args.retrain_same_recipe:
-            for cell in same_recipe_cells(record, d, setting, models, seeds):
+            for cell in same_recipe_cells(record, d, setting, models, configs, seeds):
                 print(f"== {d}: {cell['model']} seed {cell['seed']} has the recipe of {cell['same_recipe_as']}: its "
                       "cell is taken from the record, not retrained (--retrain-same-recipe trains it)", flush=True)
                 record["cells"].append(cell)
