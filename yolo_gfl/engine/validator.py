@@ -12,7 +12,8 @@ stock ones. On top, for any YOLO-format dataset and any detector (stock models t
 Both read the post-NMS detections in original-image pixels, the same ones Ultralytics' mAP counts.
 
 The papers' inference settings (``nms=soft``, ``pre_nms_topk=N``, ``soft_sigma``; see ``yolo_gfl.engine.inference``)
-replace Ultralytics' NMS step in ``postprocess`` when given; by default it is Ultralytics' own.
+replace Ultralytics' NMS step in ``postprocess`` when given; by default it is Ultralytics' own, run without its time
+limit so that a slow evaluation never leaves images without detections.
 """
 
 from __future__ import annotations
