@@ -411,6 +411,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                      "give --shared, the folder holding datasets/ (../shared beside the checkout)")
     models = _models(args.models, args.quick)
     seeds = [int(s) for s in str(args.seeds or ("0" if args.quick else "0,1,2")).split(",") if s.strip()]
+    configs = {} if args.report_only else {Path(m).stem: config_digest(m) for m in models}
     failed = []
     for d in names:
         setting = settings_for(d, args)
@@ -420,7 +421,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                  f"({record['datasets'][d]}); use another --record for this request")
         if args.report_only:
             continue
-        configs = {Path(m).stem: config_digest(m) for m in models}
         stale = [c for c in record["cells"] if c["data"] == d and c["model"] in configs
                  and c.get("config") != configs[c["model"]]]
         if stale:  # an edited config (e.g. a shipped variant's new recipe): its old cells are kept aside, not lost
