@@ -4,6 +4,7 @@ ATSS warm-up switching in a real training, and their checks."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -370,3 +371,16 @@ def test_cls_target_gain_needs_soft_targets():
     with pytest.raises(GFLOptionError, match="cls_target_gain"):
         validate_options({"cls_loss": "vfl", "cls_target": "tal", "cls_target_gain": 3.0})  # above its range
     assert validate_options({"cls_loss": "vfl", "cls_target": "tal", "cls_target_gain": 1.1})["cls_target_gain"] == 1.1
+
+
+BENCHMARK_CONFIGS = sorted((Path(__file__).parents[1] / "benchmarks" / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", BENCHMARK_CONFIGS, ids=lambda p: p.stem)
+def test_every_benchmark_config_loads_with_valid_options(path):
+    """A search candidate with a misspelt option would only fail after the benchmark had started training it."""
+    from yolo_gfl.configs import load_model_cfg
+
+    cfg = load_model_cfg(path)
+    assert cfg["backbone"] and cfg["head"], f"{path.name}: no architecture (base: missing?)"
+    validate_options(cfg.get("gfl"))
