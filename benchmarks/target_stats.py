@@ -11,7 +11,10 @@ For a model's predictions on a few un-augmented training batches, Ultralytics' o
 * the three divisors a classification loss can use: the number of positives (VarifocalNet, GFL: ``cls_norm=pos``),
   the sum of the IoU targets (``cls_norm=sum``) and the sum of TAL's targets (stock Ultralytics' BCE), and their
   ratios. The ratio ``positives / TAL sum`` is how much less weight the papers' divisor gives the class branch than
-  stock's does.
+  stock's does;
+* TAL's mean soft target at the positives, and for each ``--gains`` value g the share of positives whose target
+  ``cls_target_gain=g`` caps at 1 (TAL target >= 1/g): capped positives are all asked for the same score, whatever
+  their IoU, so a larger gain keeps less of TAL's ranking of boxes.
 
 A fresh model has poor boxes (low IoU) and TAL's targets are small, so the ratios are largest at the start of training.
 """
@@ -31,8 +34,11 @@ os.environ.setdefault("YOLO_GFL_DATASETS", str(ROOT / "datasets"))
 import torch  # noqa: E402
 
 
-def target_stats(model: str, data: str, imgsz: int, batches: int = 3, batch: int = 16) -> dict[str, float]:
-    """Assign with TAL on ``batches`` un-augmented train batches; return counts, mean IoU and the divisors."""
+def target_stats(
+    model: str, data: str, imgsz: int, batches: int = 3, batch: int = 16, gains: tuple[float, ...] = (1.25, 1.5)
+) -> dict[str, float]:
+    """Assign with TAL on ``batches`` un-augmented train batches; return counts, mean IoU, the divisors, TAL's mean
+    target at the positives and, per gain g, the share of positives it caps (``capped@g``)."""
     from torch.utils.data import DataLoader
     from ultralytics.cfg import get_cfg
     from ultralytics.data import build_yolo_dataset
@@ -51,6 +57,7 @@ def target_stats(model: str, data: str, imgsz: int, batches: int = 3, batch: int
     loader = DataLoader(dataset, batch_size=batch, shuffle=False, collate_fn=dataset.collate_fn)
     loss = GFLDetectionLoss(net)  # its assign() is the training path: the model's assigner (TAL for these models)
     totals = dict(objects=0, positives=0, iou_sum=0.0, tal_sum=0.0)
+    pos_targets = []  # TAL's soft target of each positive, at its class
     for i, b in enumerate(loader):
         if i == batches:
             break
@@ -66,13 +73,17 @@ def target_stats(model: str, data: str, imgsz: int, batches: int = 3, batch: int
         totals["positives"] += int(fg.sum())
         totals["iou_sum"] += float(iou.sum())
         totals["tal_sum"] += float(target_scores.sum())
+        pos_targets.append(target_scores[fg].amax(-1))
     p = max(totals["positives"], 1)
+    targets = torch.cat(pos_targets) if pos_targets else torch.zeros(0)
     return {
         **totals,
         "positives_per_object": totals["positives"] / max(totals["objects"], 1),
         "mean_iou": totals["iou_sum"] / p,
         "positives_over_tal_sum": totals["positives"] / max(totals["tal_sum"], 1e-9),
         "positives_over_iou_sum": totals["positives"] / max(totals["iou_sum"], 1e-9),
+        "mean_tal_target": totals["tal_sum"] / p,
+        **{f"capped@{g:g}": float((targets * g >= 1).float().mean()) if len(targets) else 0.0 for g in gains},
     }
 
 
@@ -83,13 +94,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--imgsz", type=int, default=640)
     ap.add_argument("--batches", type=int, default=3, help="batches of --batch images (default %(default)s)")
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--gains", default="1.25,1.5", help="cls_target_gain values to report the capped share of")
     args = ap.parse_args(argv)
+    gains = tuple(float(g) for g in args.gains.split(","))
     torch.manual_seed(0)  # a config builds with random weights: the same ones every run
-    print(f"{'model':<28} {'objects':>7} {'pos/obj':>7} {'mean IoU':>8} {'pos/TAL sum':>11} {'pos/IoU sum':>11}")
+    capped = "".join(f" {'capped@' + format(g, 'g'):>12}" for g in gains)
+    print(f"{'model':<28} {'objects':>7} {'pos/obj':>7} {'mean IoU':>8} {'pos/TAL sum':>11} {'pos/IoU sum':>11} "
+          f"{'mean target':>11}{capped}")
     for m in args.model:
-        s = target_stats(m, args.data, args.imgsz, args.batches, args.batch)
+        s = target_stats(m, args.data, args.imgsz, args.batches, args.batch, gains)
         print(f"{Path(m).name:<28} {s['objects']:>7} {s['positives_per_object']:>7.1f} {s['mean_iou']:>8.3f} "
-              f"{s['positives_over_tal_sum']:>11.1f} {s['positives_over_iou_sum']:>11.1f}")
+              f"{s['positives_over_tal_sum']:>11.1f} {s['positives_over_iou_sum']:>11.1f} {s['mean_tal_target']:>11.3f}"
+              + "".join(f" {s[f'capped@{g:g}']:>12.1%}" for g in gains))
     return 0
 
 
