@@ -60,7 +60,7 @@ def test_range_ends_are_accepted_and_build(name):
             options["head"] = "vfnet"  # (head=vfnet excludes dgqp)
         else:
             options["dgqp"] = True
-        if name == "cls_target_gain":
+        if name in ("cls_target_gain", "cls_target_power"):
             options["cls_target"] = "tal"  # it scales the assigner's soft targets, so it needs them
         assert validate_options(options)[name] == value
         if name.startswith("dgqp_"):  # the option reaches a layer: build it (DGQP checks topk <= reg_max itself)

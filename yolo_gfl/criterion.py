@@ -178,7 +178,8 @@ class GFLDetectionLoss(v8DetectionLoss):
         Ultralytics' own sum-of-targets divisor is 11x and 2.4x smaller than the number of positives there.
 
         ``cls_target_gain`` scales the soft targets (capped at 1) after the divisor is taken from them, so a joint
-        J = sigmoid(C) x I0 with a constant I0 and the gain 1 / I0 ask C for the same thing.
+        J = sigmoid(C) x I0 with a constant I0 and the gain 1 / I0 ask C for the same thing. ``cls_target_power``
+        (applied first) lifts them too, but keeps their order: the cap makes every target above 1 / gain equal.
 
         ``fg_neg=bce`` replaces the loss on the other classes of each positive anchor (``target_labels`` names its
         class) by ``fg_neg_weight`` x BCE towards 0: VFL weighs such a negative by 0.75 p^2 of BCE (0.07 at p = 0.3),
@@ -191,7 +192,9 @@ class GFLDetectionLoss(v8DetectionLoss):
         else:
             target = iou_target if o["cls_target"] == "iou" else target_scores.float()
             norm = (fg_mask.sum() if o["cls_norm"] == "pos" else target.sum()).clamp(min=1)
-            if o["cls_target_gain"] != 1.0:  # after the divisor: only what C is asked for moves
+            if o["cls_target_power"] != 1.0:  # after the divisor, as the gain: only what C is asked for moves
+                target = target.pow(o["cls_target_power"])
+            if o["cls_target_gain"] != 1.0:
                 target = (target * o["cls_target_gain"]).clamp(max=1.0)
         elem = self.classification_loss(pred, target, logits)
         if o["fg_neg"] != "focal" and o["cls_loss"] != "bce":

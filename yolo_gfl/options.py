@@ -103,6 +103,12 @@ OPTIONS: dict[str, Option] = {
         "with I near a constant I0 asks C for the target / I0 (1.06x at I0 = 0.94): this asks it without DGQP",
         low=0.5, high=2.0,
     ),
+    "cls_target_power": Option(
+        1.0, float, "cls_target=tal: the positives' soft targets raised to this power, then times cls_target_gain, before "
+        "the vfl/qfl loss; the divisor and the box weights keep the assigner's own targets. Below 1 it lifts the low "
+        "targets most and keeps their order (1 stays 1), where a gain caps the best ones at 1 alike",
+        low=0.25, high=1.0,
+    ),
     "cls_norm": Option(
         "pos",
         str,
@@ -223,11 +229,12 @@ def _combination_errors(checked: dict[str, Any]) -> list[tuple[tuple[str, ...], 
         errors.append((("dgqp_lr_gain", "dgqp"),
                        f"yolo_gfl option dgqp_lr_gain={checked['dgqp_lr_gain']} scales DGQP's learning rate, but "
                        "dgqp=False: add dgqp=True, or leave dgqp_lr_gain at 1."))
-    if checked["cls_target_gain"] != 1.0 and (checked["cls_target"] != "tal" or checked["cls_loss"] == "bce"):
-        errors.append((("cls_target_gain", "cls_target", "cls_loss"),
-                       f"yolo_gfl option cls_target_gain={checked['cls_target_gain']} scales the assigner's soft "
-                       f"targets, but cls_loss={checked['cls_loss']!r} with cls_target={checked['cls_target']!r}: use "
-                       "cls_loss=vfl or qfl with cls_target=tal, or leave cls_target_gain at 1."))
+    for name in ("cls_target_gain", "cls_target_power"):
+        if checked[name] != 1.0 and (checked["cls_target"] != "tal" or checked["cls_loss"] == "bce"):
+            errors.append(((name, "cls_target", "cls_loss"),
+                           f"yolo_gfl option {name}={checked[name]} reshapes the assigner's soft targets, but "
+                           f"cls_loss={checked['cls_loss']!r} with cls_target={checked['cls_target']!r}: use "
+                           f"cls_loss=vfl or qfl with cls_target=tal, or leave {name} at 1."))
     if checked["atss_epochs"] and checked["assigner"] != "tal":
         errors.append((("atss_epochs", "assigner"),
                        f"yolo_gfl option atss_epochs={checked['atss_epochs']} warms up with ATSS before switching to "
