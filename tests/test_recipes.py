@@ -345,30 +345,11 @@ def test_dgqp_lr_gain_with_each_optimizer(optimizer):
     assert len(counted) == len(set(counted)) == len(list(model.parameters()))
 
 
-@pytest.mark.parametrize("gain", [1.0, 1.25])
-def test_cls_target_gain_scales_the_soft_targets_but_not_the_divisor(gain):
-    """cls_target_gain: BCE (qfl, beta 0) towards min(gain x TAL target, 1) at the positives, divided by the sum of
-    the unscaled targets; gain 1 is the plain loss."""
-    logits = torch.tensor([[[0.5, -1.0], [2.0, 0.0], [-0.5, 1.5]]])  # (1, 3 anchors, 2 classes)
-    soft = torch.tensor([[[0.6, 0.0], [0.0, 0.0], [0.0, 0.9]]])  # TAL targets at two positives; sum 1.5
-    fg = torch.tensor([[True, False, True]])
-    crit = GFLDetectionLoss(make_model(cls_loss="qfl", qfl_beta=0.0, cls_target="tal", cls_norm="sum",
-                                       cls_target_gain=gain))
-    got = crit.classification_term(logits, True, soft, torch.zeros_like(soft), fg)
-
-    def bce(x, t):
-        p = 1 / (1 + math.exp(-x))
-        return -(t * math.log(p) + (1 - t) * math.log(1 - p))
-
-    targets = [[min(gain * 0.6, 1.0), 0.0], [0.0, 0.0], [0.0, min(gain * 0.9, 1.0)]]  # 0.9 x 1.25 caps at 1
-    by_hand = sum(bce(x, t) for row, trow in zip(logits[0].tolist(), targets) for x, t in zip(row, trow)) / 1.5
-    assert got.item() == pytest.approx(by_hand, rel=1e-5)
-
-
-@pytest.mark.parametrize("power,gain", [(0.5, 1.0), (0.5, 1.25)])
-def test_cls_target_power_lifts_the_soft_targets_in_order_before_the_gain(power, gain):
-    """cls_target_power: BCE (qfl, beta 0) towards min(gain x t^power, 1) at the positives, divided by the sum of the
-    plain targets t; 0.36 and 0.81 become 0.6 and 0.9 at power 0.5 (and 0.75, 1 with the gain 1.25)."""
+@pytest.mark.parametrize("power,gain", [(1.0, 1.0), (1.0, 1.25), (0.5, 1.0), (0.5, 1.25)])
+def test_cls_target_power_and_gain_reshape_the_soft_targets_but_not_the_divisor(power, gain):
+    """cls_target_power, then cls_target_gain: BCE (qfl, beta 0) towards min(gain x t^power, 1) at the positives,
+    divided by the sum of the plain TAL targets t; power and gain 1 are the plain loss. 0.36 and 0.81 become 0.6 and
+    0.9 at power 0.5, and 0.75 and 1 (capped) with the gain 1.25 on top."""
     logits = torch.tensor([[[0.5, -1.0], [2.0, 0.0], [-0.5, 1.5]]])  # (1, 3 anchors, 2 classes)
     soft = torch.tensor([[[0.36, 0.0], [0.0, 0.0], [0.0, 0.81]]])  # TAL targets at two positives; sum 1.17
     fg = torch.tensor([[True, False, True]])
@@ -380,25 +361,20 @@ def test_cls_target_power_lifts_the_soft_targets_in_order_before_the_gain(power,
         p = 1 / (1 + math.exp(-x))
         return -(t * math.log(p) + (1 - t) * math.log(1 - p))
 
-    targets = [[min(gain * 0.6, 1.0), 0.0], [0.0, 0.0], [0.0, min(gain * 0.9, 1.0)]]
+    targets = [[min(gain * 0.36**power, 1.0), 0.0], [0.0, 0.0], [0.0, min(gain * 0.81**power, 1.0)]]
     by_hand = sum(bce(x, t) for row, trow in zip(logits[0].tolist(), targets) for x, t in zip(row, trow)) / 1.17
     assert got.item() == pytest.approx(by_hand, rel=1e-5)
 
 
-def test_cls_target_power_needs_soft_targets():
-    with pytest.raises(GFLOptionError, match="cls_target_power=0.5 .*cls_target=tal"):
-        validate_options({"cls_loss": "qfl", "cls_target": "iou", "cls_target_power": 0.5})
-    with pytest.raises(GFLOptionError, match="cls_target_power"):
-        validate_options({"cls_loss": "vfl", "cls_target": "tal", "cls_target_power": 1.5})  # above its range
-    assert validate_options({"cls_loss": "qfl", "cls_target": "tal", "cls_target_power": 0.5})["cls_target_power"] == 0.5
-
-
-def test_cls_target_gain_needs_soft_targets():
-    with pytest.raises(GFLOptionError, match="cls_target_gain=1.1 .*cls_target=tal"):
-        validate_options({"cls_loss": "qfl", "cls_target": "iou", "cls_target_gain": 1.1})
-    with pytest.raises(GFLOptionError, match="cls_target_gain"):
-        validate_options({"cls_loss": "vfl", "cls_target": "tal", "cls_target_gain": 3.0})  # above its range
-    assert validate_options({"cls_loss": "vfl", "cls_target": "tal", "cls_target_gain": 1.1})["cls_target_gain"] == 1.1
+@pytest.mark.parametrize("name,value,out_of_range", [("cls_target_gain", 1.1, 3.0), ("cls_target_power", 0.5, 1.5)])
+def test_cls_target_reshaping_needs_soft_targets(name, value, out_of_range):
+    with pytest.raises(GFLOptionError, match=f"{name}={value} .*cls_target=tal"):
+        validate_options({"cls_loss": "qfl", "cls_target": "iou", name: value})
+    with pytest.raises(GFLOptionError, match=f"{name}={value} .*cls_loss='bce'"):
+        validate_options({"cls_loss": "bce", "cls_target": "tal", name: value})
+    with pytest.raises(GFLOptionError, match=name):
+        validate_options({"cls_loss": "vfl", "cls_target": "tal", name: out_of_range})
+    assert validate_options({"cls_loss": "vfl", "cls_target": "tal", name: value})[name] == value
 
 
 BENCHMARK_CONFIGS = sorted((Path(__file__).parents[1] / "benchmarks" / "configs").glob("*.yaml"))
