@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from yolo_gfl import YOLOGFL
 from yolo_gfl.cli import main
 from yolo_gfl.nn import build_detection_model
-from yolo_gfl.options import OPTIONS, GFLOptionError, validate_options
+from yolo_gfl.options import OPTIONS, SOFT_TARGET_SHAPERS, GFLOptionError, validate_options
 
 
 def bad_values(name):
@@ -60,8 +60,8 @@ def test_range_ends_are_accepted_and_build(name):
             options["head"] = "vfnet"  # (head=vfnet excludes dgqp)
         else:
             options["dgqp"] = True
-        if name in ("cls_target_gain", "cls_target_power"):
-            options["cls_target"] = "tal"  # it scales the assigner's soft targets, so it needs them
+        if name in SOFT_TARGET_SHAPERS:
+            options["cls_target"] = "tal"  # it reshapes the assigner's soft targets, so it needs them
         assert validate_options(options)[name] == value
         if name.startswith("dgqp_"):  # the option reaches a layer: build it (DGQP checks topk <= reg_max itself)
             cfg = {"base": "yolov8.yaml", "scale": "n", "yaml_file": "yolov8n-gfl.yaml", "gfl": options}

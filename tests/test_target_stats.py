@@ -20,5 +20,6 @@ def test_target_stats_reports_the_share_of_positives_each_gain_caps(coco128_yaml
 
     assert target_stats.main(["--model", stock_pt, "--data", coco128_yaml, "--imgsz", "96", "--batches", "1",
                               "--batch", "2", "--gains", "1.25,1.5"]) == 0
-    header, row = [line for line in capsys.readouterr().out.splitlines() if line.split()[0] in ("model", "yolov8n.pt")]
+    out = capsys.readouterr().out.splitlines()
+    header, row = [line for line in out if line.split()[:1] in (["model"], ["yolov8n.pt"])]
     assert header.split()[-2:] == ["capped@1.25", "capped@1.5"] and row.endswith("%")

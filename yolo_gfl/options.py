@@ -44,6 +44,9 @@ class Option:
         return f"{self.kind.__name__} in [{self.low}, {self.high}]"
 
 
+# The options that reshape the assigner's soft targets (cls_target=tal), so need them: checked together below.
+SOFT_TARGET_SHAPERS = ("cls_target_gain", "cls_target_power")
+
 OPTIONS: dict[str, Option] = {
     "cls_loss": Option(
         "bce",
@@ -104,8 +107,8 @@ OPTIONS: dict[str, Option] = {
         low=0.5, high=2.0,
     ),
     "cls_target_power": Option(
-        1.0, float, "cls_target=tal: the positives' soft targets raised to this power, then times cls_target_gain, before "
-        "the vfl/qfl loss; the divisor and the box weights keep the assigner's own targets. Below 1 it lifts the low "
+        1.0, float, "cls_target=tal: the positives' soft targets raised to this power, then times cls_target_gain, "
+        "before the vfl/qfl loss; the divisor and the box weights keep the assigner's own targets. Below 1 it lifts the low "
         "targets most and keeps their order (1 stays 1), where a gain caps the best ones at 1 alike",
         low=0.25, high=1.0,
     ),
@@ -229,7 +232,7 @@ def _combination_errors(checked: dict[str, Any]) -> list[tuple[tuple[str, ...], 
         errors.append((("dgqp_lr_gain", "dgqp"),
                        f"yolo_gfl option dgqp_lr_gain={checked['dgqp_lr_gain']} scales DGQP's learning rate, but "
                        "dgqp=False: add dgqp=True, or leave dgqp_lr_gain at 1."))
-    for name in ("cls_target_gain", "cls_target_power"):
+    for name in SOFT_TARGET_SHAPERS:
         if checked[name] != 1.0 and (checked["cls_target"] != "tal" or checked["cls_loss"] == "bce"):
             errors.append(((name, "cls_target", "cls_loss"),
                            f"yolo_gfl option {name}={checked[name]} reshapes the assigner's soft targets, but "
