@@ -388,3 +388,38 @@ def test_every_benchmark_config_loads_with_valid_options(path):
     cfg = load_model_cfg(path)
     assert cfg["backbone"] and cfg["head"], f"{path.name}: no architecture (base: missing?)"
     validate_options(cfg.get("gfl"))
+
+
+@pytest.mark.parametrize("alpha,beta", [(0.5, 6.0), (1.0, 2.0), (0.0, 1.0)])
+def test_tal_exponents_set_the_soft_targets(alpha, beta):
+    """tal_alpha/tal_beta are TOOD's exponents in TAL's metric t = s^alpha x IoU^beta: one 100 px object, ten anchors
+    inside it (TAL's top-10 takes them all) whose boxes overlap it by IoU f = 0.1 .. 1.0 with scores s; each soft
+    target is t / max(t) x max(IoU) = t / max(t). With alpha 0 and beta 1 it is the IoU itself. The boxes are squares
+    centred on the object, so the CIoU that Ultralytics' TAL measures is their IoU."""
+    crit = GFLDetectionLoss(make_model(cls_loss="qfl", cls_target="tal", tal_alpha=alpha, tal_beta=beta))
+    f = torch.linspace(0.1, 1.0, 10)
+    s = torch.tensor([0.9, 0.2, 0.7, 0.4, 0.8, 0.3, 0.6, 0.5, 0.1, 0.35])
+    scores = torch.zeros(1, 10, 3)
+    scores[0, :, 1] = s
+    half = 50.0 * f.sqrt()
+    boxes = torch.stack([50 - half, 50 - half, 50 + half, 50 + half], -1)[None]
+    anchors = torch.stack([5.0 + 10 * torch.arange(10.0)] * 2, -1)  # centres on the diagonal, all inside the box
+    _, _, target, fg, _ = crit.assigner(scores, boxes, anchors, torch.ones(1, 1, 1), torch.tensor([[[0, 0, 100.0,
+                                                                                                    100.0]]]),
+                                        torch.ones(1, 1, 1))
+    t = [si**alpha * fi**beta for si, fi in zip(s.tolist(), f.tolist())]
+    assert fg.all()
+    assert target[0, :, 1].tolist() == pytest.approx([ti / max(t) for ti in t], rel=1e-4, abs=1e-6)
+    assert target[0, :, [0, 2]].abs().sum() == 0
+    if (alpha, beta) == (0.0, 1.0):
+        assert target[0, :, 1].tolist() == pytest.approx(f.tolist(), rel=1e-4)
+
+
+@pytest.mark.parametrize("name,value", [("tal_alpha", 1.0), ("tal_beta", 2.0)])
+def test_tal_exponents_need_tal(name, value):
+    with pytest.raises(GFLOptionError, match=f"{name}={value} .*assigner='atss'"):
+        validate_options({"assigner": "atss", name: value})
+    assert validate_options({"assigner": "tal", "atss_epochs": 2, name: value})[name] == value
+    crit = GFLDetectionLoss(make_model(cls_loss="bce", **{name: value}))
+    assert not crit.is_stock_loss(None), "a changed TAL exponent is not Ultralytics' own loss"
+    assert GFLDetectionLoss(make_model(cls_loss="bce")).is_stock_loss(None)

@@ -20,7 +20,8 @@ The training recipes of the systems that made these losses pay off are options t
 positive's box loss and DFL: its IoU, its class target as PP-YOLOE/YOLOv6, or its detached score as mmdetection's
 GFL), ``box_gain``/``dfl_gain`` (their loss balances), ``fg_neg`` (plain BCE on the other classes at a positive
 anchor, where the focal weighting barely pushes look-alike classes down), ``atss_anchor_scale`` and ``atss_epochs``
-(an ATSS warm-up before TAL, as YOLOv6 and PP-YOLOE train).
+(an ATSS warm-up before TAL, as YOLOv6 and PP-YOLOE train), ``tal_alpha``/``tal_beta`` (the exponents of TAL's
+alignment metric).
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class GFLDetectionLoss(v8DetectionLoss):
         super().__init__(model, tal_topk=tal_topk)
         self.options = validate_options(getattr(model, "gfl_options", None))
         o = self.options
+        # TOOD's alignment metric s^alpha x IoU^beta picks TAL's positives and is their soft target once normalised.
+        self.assigner.alpha, self.assigner.beta = o["tal_alpha"], o["tal_beta"]
         atss = ATSSAssigner(self.nc, topk=9, anchor_scale=o["atss_anchor_scale"])
         if o["assigner"] == "atss":
             self.assigner = atss
@@ -225,7 +228,8 @@ class GFLDetectionLoss(v8DetectionLoss):
     def is_stock_loss(self, quality: torch.Tensor | None) -> bool:
         """Whether Ultralytics' own loss computes exactly this variant's (BCE, TAL, CIoU, no DGQP, no recipe knob)."""
         o, d = self.options, validate_options({})
-        same = ("cls_loss", "box_loss", "assigner", "box_gain", "dfl_gain", "atss_epochs", "box_weight")
+        same = ("cls_loss", "box_loss", "assigner", "box_gain", "dfl_gain", "atss_epochs", "box_weight", "tal_alpha",
+                "tal_beta")
         return quality is None and o["cls_loss"] == "bce" and all(o[k] == d[k] for k in same)
 
     def box_weights(self, iou: torch.Tensor, target_scores: torch.Tensor, pred_probs: torch.Tensor,

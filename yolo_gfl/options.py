@@ -47,6 +47,9 @@ class Option:
 # The options that reshape the assigner's soft targets (cls_target=tal), so need them: checked together below.
 SOFT_TARGET_SHAPERS = ("cls_target_gain", "cls_target_power")
 
+# The exponents of TAL's alignment metric (TOOD): only the TAL assigner reads them.
+TAL_EXPONENTS = ("tal_alpha", "tal_beta")
+
 OPTIONS: dict[str, Option] = {
     "cls_loss": Option(
         "bce",
@@ -61,6 +64,16 @@ OPTIONS: dict[str, Option] = {
         str,
         "label assigner: tal (Ultralytics TaskAlignedAssigner) or atss (Adaptive Training Sample Selection, top-9)",
         choices=("tal", "atss"),
+    ),
+    "tal_alpha": Option(
+        0.5, float, "TAL's exponent of the predicted score in its alignment metric t = s^alpha x IoU^beta, which picks "
+        "the positives and, normalised per object to its best IoU, is their soft target (TOOD; Ultralytics: 0.5, "
+        "TOOD/PP-YOLOE/YOLOv6: 1.0). Needs assigner=tal", low=0.0, high=4.0,
+    ),
+    "tal_beta": Option(
+        6.0, float, "TAL's exponent of the IoU in its alignment metric (TOOD, Ultralytics: 6.0). Lower spreads the "
+        "positives' soft targets less far below their IoU, in the IoU's order (alpha 0, beta 1: the target is the "
+        "IoU). Needs assigner=tal", low=0.5, high=12.0,
     ),
     "box_loss": Option(
         "ciou", str, "IoU loss of the box: ciou (Ultralytics) or giou (VarifocalNet, GFL)", choices=("ciou", "giou")
@@ -238,6 +251,12 @@ def _combination_errors(checked: dict[str, Any]) -> list[tuple[tuple[str, ...], 
                            f"yolo_gfl option {name}={checked[name]} reshapes the assigner's soft targets, but "
                            f"cls_loss={checked['cls_loss']!r} with cls_target={checked['cls_target']!r}: use "
                            f"cls_loss=vfl or qfl with cls_target=tal, or leave {name} at 1."))
+    for name in TAL_EXPONENTS:
+        if checked[name] != OPTIONS[name].default and checked["assigner"] != "tal":
+            errors.append(((name, "assigner"),
+                           f"yolo_gfl option {name}={checked[name]} sets an exponent of TAL's alignment metric, but "
+                           f"assigner={checked['assigner']!r} does not use it: use assigner=tal (atss_epochs for an "
+                           f"ATSS warm-up), or leave {name} at {OPTIONS[name].default}."))
     if checked["atss_epochs"] and checked["assigner"] != "tal":
         errors.append((("atss_epochs", "assigner"),
                        f"yolo_gfl option atss_epochs={checked['atss_epochs']} warms up with ATSS before switching to "
