@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from .conftest import ROOT
 
 sys.path.insert(0, str(ROOT))
@@ -23,3 +25,19 @@ def test_target_stats_reports_the_share_of_positives_each_gain_caps(coco128_yaml
     out = capsys.readouterr().out.splitlines()
     header, row = [line for line in out if line.split()[:1] in (["model"], ["yolov8n.pt"])]
     assert header.split()[-2:] == ["capped@1.25", "capped@1.5"] and row.endswith("%")
+
+
+def test_target_stats_measures_other_tal_exponents(coco128_yaml, stock_pt, capsys):
+    """With TAL's score exponent at 0 and its IoU exponent at 1 a soft target is the box's (C)IoU with its object, so
+    the targets rank the positives as their IoU does; Ultralytics' own s^0.5 x IoU^6 ranks them less alike."""
+    own = target_stats.target_stats(stock_pt, coco128_yaml, imgsz=160, batches=1, batch=4)
+    iou_only = target_stats.target_stats(stock_pt, coco128_yaml, imgsz=160, batches=1, batch=4, tal=(0.0, 1.0))
+    assert iou_only["target_iou_spearman"] > 0.95  # CIoU (TAL's overlap) against IoU: nearly, not exactly, the same
+    assert -1 <= own["target_iou_spearman"] < iou_only["target_iou_spearman"]
+
+    assert target_stats.main(["--model", stock_pt, "--data", coco128_yaml, "--imgsz", "96", "--batches", "1",
+                              "--batch", "2", "--tal", "0.5:6,0:1"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("yolov8n.pt")]
+    assert [r[1] for r in rows] == ["0.5:6", "0:1"]
+    with pytest.raises(SystemExit):
+        target_stats.main(["--model", stock_pt, "--data", coco128_yaml, "--tal", "0.5"])
