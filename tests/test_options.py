@@ -66,3 +66,12 @@ def test_bad_train_option_fails_before_any_run_folder(tmp_path):
     with pytest.raises(GFLOptionError, match="cls_loss"):
         YOLOGFL("yolov8n.yaml").train(data="coco8.yaml", cls_loss="bogus", project=str(tmp_path))
     assert not any(tmp_path.iterdir())
+
+
+def test_the_training_log_names_every_option_off_its_default():
+    from yolo_gfl.nn.model import describe_options
+
+    plain = describe_options(validate_options({"cls_loss": "qfl"}))
+    assert plain == "head=detect cls_loss=qfl dgqp=False assigner=tal box_loss=ciou"
+    tuned = describe_options(validate_options({"tal_alpha": 0.0, "cls_target": "tal", "cls_loss": "qfl"}))
+    assert tuned == plain + " tal_alpha=0.0 cls_target=tal"  # in OPTIONS order

@@ -16,7 +16,7 @@ from ultralytics.utils.torch_utils import initialize_weights
 
 from ..configs import load_model_cfg
 from ..criterion import GFLDetectionLoss, VFNetDetectionLoss
-from ..options import is_stock, validate_options
+from ..options import OPTIONS, is_stock, validate_options
 from .head import GFLDetect
 from .vfnet import VFNetDetect
 
@@ -117,8 +117,12 @@ def check_head(head, name: str | None) -> None:
 
 
 def describe_options(options: dict[str, Any]) -> str:
-    """A one-line summary of a variant, e.g. 'cls_loss=qfl dgqp=True assigner=tal'."""
-    return " ".join(f"{k}={options[k]}" for k in ("head", "cls_loss", "dgqp", "assigner", "box_loss"))
+    """A one-line summary of a variant, e.g. 'head=detect cls_loss=qfl dgqp=True assigner=tal box_loss=ciou
+    tal_alpha=0.0': the five that shape every variant, then each other option that is not at its default (a recipe
+    knob left out of the training log would be invisible there)."""
+    main = ("head", "cls_loss", "dgqp", "assigner", "box_loss")
+    changed = [k for k, opt in OPTIONS.items() if k not in main and k in options and options[k] != opt.default]
+    return " ".join(f"{k}={options[k]}" for k in (*main, *changed))
 
 
 def build_detection_model(
