@@ -71,9 +71,9 @@ OPTIONS: dict[str, Option] = {
         "TOOD/PP-YOLOE/YOLOv6: 1.0). Needs assigner=tal", low=0.0, high=4.0,
     ),
     "tal_beta": Option(
-        6.0, float, "TAL's exponent of the IoU in its alignment metric (TOOD, Ultralytics: 6.0). Lower spreads the "
-        "positives' soft targets less far below their IoU, in the IoU's order (alpha 0, beta 1: the target is the "
-        "IoU). Needs assigner=tal", low=0.5, high=12.0,
+        6.0, float, "TAL's exponent of the IoU in its alignment metric (TOOD, Ultralytics: 6.0). Lower lifts the "
+        "positives' soft targets towards their object's best IoU; with tal_alpha=0 they follow the IoU's order, and "
+        "at beta 1 they are the IoU. Needs assigner=tal", low=0.5, high=12.0,
     ),
     "box_loss": Option(
         "ciou", str, "IoU loss of the box: ciou (Ultralytics) or giou (VarifocalNet, GFL)", choices=("ciou", "giou")
