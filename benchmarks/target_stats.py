@@ -65,6 +65,9 @@ def target_stats(
     loader = DataLoader(dataset, batch_size=batch, shuffle=False, collate_fn=dataset.collate_fn)
     loss = GFLDetectionLoss(net)  # its assign() is the training path: the model's assigner (TAL for these models)
     if tal is not None:
+        if loss.options["assigner"] != "tal":
+            raise ValueError(f"{model} assigns with {loss.options['assigner']!r}, which has no TAL exponents: "
+                             "measure --tal on a model that trains with assigner=tal")
         loss.assigner.alpha, loss.assigner.beta = tal
     totals = dict(objects=0, positives=0, iou_sum=0.0, tal_sum=0.0)
     pos_targets, pos_ious = [], []  # TAL's soft target of each positive, at its class; its IoU
