@@ -404,9 +404,8 @@ def test_tal_exponents_set_the_soft_targets(alpha, beta):
     half = 50.0 * f.sqrt()
     boxes = torch.stack([50 - half, 50 - half, 50 + half, 50 + half], -1)[None]
     anchors = torch.stack([5.0 + 10 * torch.arange(10.0)] * 2, -1)  # centres on the diagonal, all inside the box
-    _, _, target, fg, _ = crit.assigner(scores, boxes, anchors, torch.ones(1, 1, 1), torch.tensor([[[0, 0, 100.0,
-                                                                                                    100.0]]]),
-                                        torch.ones(1, 1, 1))
+    gt_box, gt_label, gt_mask = torch.tensor([[[0.0, 0.0, 100.0, 100.0]]]), torch.ones(1, 1, 1), torch.ones(1, 1, 1)
+    _, _, target, fg, _ = crit.assigner(scores, boxes, anchors, gt_label, gt_box, gt_mask)
     t = [si**alpha * fi**beta for si, fi in zip(s.tolist(), f.tolist())]
     assert fg.all()
     assert target[0, :, 1].tolist() == pytest.approx([ti / max(t) for ti in t], rel=1e-4, abs=1e-6)
