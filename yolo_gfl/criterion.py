@@ -36,7 +36,7 @@ from ultralytics.utils.tal import bbox2dist, dist2bbox, make_anchors
 
 from .assigners import ATSSAssigner
 from .losses import distribution_focal_loss, quality_focal_loss, varifocal_loss
-from .options import validate_options
+from .options import TAL_EXPONENTS, validate_options
 
 __all__ = ["GFLDetectionLoss", "VFNetDetectionLoss", "iou_aware_targets"]
 
@@ -228,8 +228,7 @@ class GFLDetectionLoss(v8DetectionLoss):
     def is_stock_loss(self, quality: torch.Tensor | None) -> bool:
         """Whether Ultralytics' own loss computes exactly this variant's (BCE, TAL, CIoU, no DGQP, no recipe knob)."""
         o, d = self.options, validate_options({})
-        same = ("cls_loss", "box_loss", "assigner", "box_gain", "dfl_gain", "atss_epochs", "box_weight", "tal_alpha",
-                "tal_beta")
+        same = ("cls_loss", "box_loss", "assigner", "box_gain", "dfl_gain", "atss_epochs", "box_weight", *TAL_EXPONENTS)
         return quality is None and o["cls_loss"] == "bce" and all(o[k] == d[k] for k in same)
 
     def box_weights(self, iou: torch.Tensor, target_scores: torch.Tensor, pred_probs: torch.Tensor,

@@ -121,8 +121,8 @@ OPTIONS: dict[str, Option] = {
     ),
     "cls_target_power": Option(
         1.0, float, "cls_target=tal: the positives' soft targets raised to this power, then times cls_target_gain, "
-        "before the vfl/qfl loss; the divisor and the box weights keep the assigner's own targets. Below 1 it lifts the low "
-        "targets most and keeps their order (1 stays 1), where a gain caps the best ones at 1 alike",
+        "before the vfl/qfl loss; the divisor and the box weights keep the assigner's own targets. Below 1 it lifts "
+        "the low targets most and keeps their order (1 stays 1), where a gain caps the best ones at 1 alike",
         low=0.25, high=1.0,
     ),
     "cls_norm": Option(
