@@ -63,12 +63,9 @@ def target_stats(
     info = check_det_dataset(str(resolve_data(data)))
     dataset = build_yolo_dataset(cfg, info["train"], batch, info, mode="val", stride=32)  # "val": no augmentation
     loader = DataLoader(dataset, batch_size=batch, shuffle=False, collate_fn=dataset.collate_fn)
+    if tal is not None:  # as train options: the criterion applies them, and their check refuses them with ATSS
+        net.gfl_options = {**(getattr(net, "gfl_options", None) or {}), "tal_alpha": tal[0], "tal_beta": tal[1]}
     loss = GFLDetectionLoss(net)  # its assign() is the training path: the model's assigner (TAL for these models)
-    if tal is not None:
-        if loss.options["assigner"] != "tal":
-            raise ValueError(f"{model} assigns with {loss.options['assigner']!r}, which has no TAL exponents: "
-                             "measure --tal on a model that trains with assigner=tal")
-        loss.assigner.alpha, loss.assigner.beta = tal
     totals = dict(objects=0, positives=0, iou_sum=0.0, tal_sum=0.0)
     pos_targets, pos_ious = [], []  # TAL's soft target of each positive, at its class; its IoU
     for i, b in enumerate(loader):
