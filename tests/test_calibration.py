@@ -23,6 +23,7 @@ from yolo_gfl.eval import (  # noqa: E402
     pearson,
     rankdata_average,
     spearman,
+    top_per_object,
 )
 
 rng = np.random.default_rng(0)
@@ -161,3 +162,34 @@ def test_kept_detections_and_counts_by_hand():
     assert calibration_report(pairs, keep_conf=0.95)["kept"] == {"conf": 0.95, "count": 0, "spearman": None,
                                                                 "pearson": None}
     assert "detections_per_image" not in calibration_report(pairs)
+
+
+def test_top_per_object_ranks_a_matched_population_by_hand():
+    """Each image's top-K detections, K its number of objects: the same population size for every detector, so weak
+    boxes a detector lets through below them do not move the figure."""
+    gts = [np.array([[0, 0, 10, 10, 0], [20, 0, 30, 10, 0]], float),  # two objects: K = 2
+           np.array([[0, 0, 10, 10, 1]], float),  # one object: K = 1
+           np.zeros((0, 5))]  # none: K = 0
+    dets = [np.array([[0, 0, 10, 10, 0.9, 0],  # IoU 1 with the first object
+                      [0, 0, 10, 5, 0.3, 0],  # IoU 0.5, outside the top 2
+                      [20, 0, 30, 5, 0.8, 0],  # IoU 0.5 with the second
+                      [20, 0, 30, 10, 0.1, 0],  # IoU 1 but scored low: outside the top 2
+                      [50, 50, 60, 60, 0.05, 0]], float),
+            np.array([[0, 0, 10, 8, 0.7, 1], [0, 0, 10, 10, 0.6, 1]], float),  # IoU 0.8 is the top 1
+            np.array([[0, 0, 5, 5, 0.95, 0]], float)]  # an image without objects keeps none
+    top = top_per_object(dets, gts)
+    assert [len(t) for t in top] == [2, 1, 0]
+    np.testing.assert_allclose(top[0][:, 4], [0.9, 0.8])
+    report = calibration_report(collect_pairs(dets, gts), detections=dets, ground_truth=gts)
+    # Top pairs (0.9, 1.0), (0.8, 0.5), (0.7, 0.8): score ranks 3, 2, 1, IoU ranks 3, 1, 2 -> rho = 1 - 6*2/(3*8) = 0.5
+    assert report["top_per_object"]["count"] == 3
+    assert report["top_per_object"]["spearman"] == pytest.approx(0.5, abs=1e-12)
+    assert report["count"] == 6 and report["spearman"] != pytest.approx(0.5)  # all matched detections rank otherwise
+    # More weak boxes below the top K change the all-detection figure, not this one.
+    weak = [np.concatenate([d, np.array([[0, 0, 10, 9, 0.02, c]] * 5, float)]) for d, c in zip(dets, (0, 1, 0))]
+    more = calibration_report(collect_pairs(weak, gts), detections=weak, ground_truth=gts)
+    assert more["top_per_object"] == report["top_per_object"] and more["spearman"] != report["spearman"]
+    with pytest.raises(ValueError, match="needs detections="):
+        calibration_report(collect_pairs(dets, gts), ground_truth=gts)
+    with pytest.raises(ValueError, match="3 detection entries but 2"):
+        top_per_object(dets, gts[:2])

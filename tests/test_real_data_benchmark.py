@@ -36,6 +36,10 @@ def test_real_data_benchmark_end_to_end(coco128_yaml, tmp_path, capsys):
         for key in ("mAP50-95", "mAP50", "AP75", "coco_AP", "spearman", "dets_per_image", "kept_per_image"):
             assert isinstance(c[key], float) and c[key] >= 0, (key, c[key])
         assert c["train_images"] == 8 and c["epochs"] == 1 and c["imgsz"] == 64
+        # the matched-population Spearman comes from the same calibration report; with fewer than 2 pairs it is None
+        assert isinstance(c["top_pairs"], int) and c["top_pairs"] >= 0
+        assert c["spearman_top"] is None or -1 <= c["spearman_top"] <= 1
+        assert c["spearman_top"] is not None or c["top_pairs"] < 2
     md = (tmp_path / "rec.md").read_text()
     assert "### coco128" in md and "| yolov8n-vfl | 1 |" in md and "Summary: paired" in md
     capsys.readouterr()

@@ -35,6 +35,9 @@ def test_coco_and_calibration_reports(which, finetuned, stock_pt, coco128_yaml, 
     assert abs(metrics.coco["AP50"] - metrics.box.map50) <= TOLERANCE
     cal = metrics.calibration
     assert cal["count"] > 0 and cal["spearman"] is not None and -1 <= cal["spearman"] <= 1
+    # the matched population: at most one detection per object, so fewer pairs than all detections, ranked too
+    top = cal["top_per_object"]
+    assert 0 < top["count"] <= cal["count"] and top["spearman"] is not None and -1 <= top["spearman"] <= 1
     assert cv2.imread(str(run / "calibration.png")) is not None and (run / "calibration.csv").exists()
 
 

@@ -124,7 +124,8 @@ class GFLValidator(DetectionValidator):
             stats.update({f"coco/{k}": v for k, v in self.coco_stats.items()})
         if self.calibration_on:
             self.calibration = calibration_report(
-                collect_pairs(self._dets, self._gts), save_dir=self.save_dir, detections=self._dets
+                collect_pairs(self._dets, self._gts), save_dir=self.save_dir, detections=self._dets,
+                ground_truth=self._gts,
             )
             rho, r = self.calibration["spearman"], self.calibration["pearson"]
             LOGGER.info(

@@ -9,6 +9,7 @@ from .calibration import (
     pearson,
     rankdata_average,
     spearman,
+    top_per_object,
 )
 from .coco import (
     COCO_STAT_NAMES,
@@ -43,5 +44,6 @@ __all__ = [
     "rankdata_average",
     "read_yolo_labels",
     "spearman",
+    "top_per_object",
     "yolo_to_coco",
 ]

@@ -26,8 +26,8 @@ import numpy as np
 
 from .coco import _numpy, as_detection_arrays
 
-__all__ = ["box_iou_np", "match_detections", "collect_pairs", "rankdata_average", "pearson", "spearman",
-           "calibration_report", "KEEP_CONF"]  # fmt: skip
+__all__ = ["box_iou_np", "match_detections", "collect_pairs", "top_per_object", "rankdata_average", "pearson",
+           "spearman", "calibration_report", "KEEP_CONF"]  # fmt: skip
 
 N_BINS = 10  # score deciles
 KEEP_CONF = 0.25  # the detections a user keeps: Ultralytics' default predict confidence threshold
@@ -92,6 +92,30 @@ def collect_pairs(dets_per_image: Sequence[Any], gts_per_image: Sequence[Any]) -
         raise ValueError(f"{len(dets_per_image)} detection entries but {len(gts_per_image)} ground-truth entries")
     pairs = [match_detections(d, g) for d, g in zip(dets_per_image, gts_per_image)]
     return np.concatenate(pairs, axis=0) if pairs else np.zeros((0, 2))
+
+
+def top_per_object(dets_per_image: Sequence[Any], gts_per_image: Sequence[Any]) -> list[np.ndarray]:
+    """Each image's K best-scored detections, K its number of ground-truth objects: a population of the same size
+    for every detector, so that Spearman over it compares how two detectors *order* their boxes, not how many weak
+    boxes each lets through the confidence threshold (which moves the all-detection figure on its own).
+
+    Args:
+        dets_per_image: per image, N_i detections in any form :func:`yolo_gfl.eval.coco.as_detection_arrays` accepts.
+        gts_per_image: per image, K_i ground-truth boxes as :func:`match_detections` takes them.
+
+    Returns:
+        Per image, a (min(N_i, K_i), 6) ``[x1, y1, x2, y2, score, cls]`` float64 array, highest score first (ties
+        keep detection order).
+    """
+    if len(dets_per_image) != len(gts_per_image):
+        raise ValueError(f"{len(dets_per_image)} detection entries but {len(gts_per_image)} ground-truth entries")
+    out = []
+    for dets, gts in zip(dets_per_image, gts_per_image):
+        boxes, scores, classes = as_detection_arrays(dets)
+        k = len(_gt_arrays(gts)[0])
+        best = np.argsort(-scores, kind="stable")[:k]
+        out.append(np.concatenate([boxes[best], scores[best, None], classes[best, None]], axis=1))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------ statistics
@@ -176,6 +200,7 @@ def calibration_report(
     name: str = "calibration",
     detections: Sequence[Any] | None = None,
     keep_conf: float = KEEP_CONF,
+    ground_truth: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """Correlation between detection score and IoU, with a per-decile table; optionally saved as CSV/JSON/PNG.
 
@@ -189,6 +214,8 @@ def calibration_report(
         detections: optionally the per-image detections the pairs came from (each (N_i, 6) ``[x1, y1, x2, y2,
             score, cls]``), to count how many a detector emits per image, matched or not.
         keep_conf: the score from which a user keeps a detection (Ultralytics' predict default, 0.25).
+        ground_truth: with ``detections``, the per-image ground truth (as :func:`collect_pairs` takes it), to rank
+            each image's top-K detections, K its number of objects (:func:`top_per_object`).
 
     Returns:
         Plain dict: ``count`` (int), ``pearson`` and ``spearman`` (float in [-1, 1], or **None** when undefined:
@@ -197,8 +224,13 @@ def calibration_report(
         when empty), ``deciles`` (list of ``{bin, count, score_min, score_max, score_mean, iou_mean}``), and
         ``warning`` (str, or None when all is well); ``kept``: ``{conf, count, spearman, pearson}`` over the pairs
         scoring at least ``keep_conf`` (the ranking among the boxes a user keeps); with ``detections``,
-        ``detections_per_image`` and ``kept_per_image`` (means over images, all detections, matched or not).
+        ``detections_per_image`` and ``kept_per_image`` (means over images, all detections, matched or not); with
+        ``ground_truth`` too, ``top_per_object``: ``{count, spearman, pearson}`` over the matched pairs among each
+        image's top-K detections, a population the same size for every detector.
     """
+    if ground_truth is not None and detections is None:
+        raise ValueError("calibration_report: ground_truth ranks each image's detections, so it needs detections= "
+                         "too (the per-image detections the pairs came from)")
     pairs = _as_pairs(pairs_or_arrays)
     warnings = []
     finite = np.isfinite(pairs).all(axis=1)
@@ -232,6 +264,11 @@ def calibration_report(
         n_img = max(1, len(per_image))
         report["detections_per_image"] = sum(len(s_) for s_ in per_image) / n_img
         report["kept_per_image"] = sum(int((s_ >= keep_conf).sum()) for s_ in per_image) / n_img
+        if ground_truth is not None:
+            top = _as_pairs(collect_pairs(top_per_object(detections, ground_truth), ground_truth))
+            top = top[np.isfinite(top).all(axis=1)]
+            report["top_per_object"] = {"count": len(top), "spearman": spearman(top[:, 0], top[:, 1]),
+                                        "pearson": pearson(top[:, 0], top[:, 1])}  # fmt: skip
 
     if save_dir is not None:
         save_dir = Path(save_dir)
