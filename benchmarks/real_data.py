@@ -178,6 +178,16 @@ def _config_of(model_stem: str) -> str:
     return str(path) if path.is_file() else f"{model_stem}.yaml"
 
 
+def retirement_reason(cell: dict[str, Any], model: str) -> str:
+    """Why a cell whose config digest no longer matches is retired. Before config_digest read a shipped config's file
+    it digested the name given, so such a cell's config may be unchanged: the reason says so instead of claiming an
+    edit."""
+    if cell.get("config") == _digest(model):
+        return ("its config digest was taken from the name (before the digest read the file); the config may be "
+                "unchanged")
+    return "its config changed"
+
+
 def _recipe_if_unchanged(model_stem: str, config: str | None) -> str | None:
     """The recipe digest of a record cell's model while its config is the one the cell was made with, else None."""
     path = _config_of(model_stem)
@@ -434,7 +444,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if stale:  # an edited config (e.g. a shipped variant's new recipe): its old cells are kept aside, not lost
             when = datetime.now().astimezone().isoformat(timespec="seconds")
             record["cells"] = [c for c in record["cells"] if c not in stale]
-            record.setdefault("retired", []).extend({**c, "retired": f"{when}: its config changed"} for c in stale)
+            by_stem = {Path(m).stem: m for m in models}
+            record.setdefault("retired", []).extend(
+                {**c, "retired": f"{when}: {retirement_reason(c, by_stem[c['model']])}"} for c in stale)
             print(f"== {d}: {len(stale)} cell(s) of {sorted({c['model'] for c in stale})} were made with an earlier "
                   "version of their config: moved to the record's 'retired' list (kept, out of the tables)", flush=True)
         if not args.retrain_same_recipe:

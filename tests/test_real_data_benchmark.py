@@ -130,3 +130,11 @@ def test_recipe_and_config_digests():
     assert real_data.recipe_digest("yolov8n-gfl.yaml") != real_data.recipe_digest("yolov8s-gfl.yaml")  # the scale
     assert real_data.recipe_digest("yolov8n-gfl.yaml") != real_data.recipe_digest("yolov8n-qfl.yaml")
     assert real_data.recipe_digest("yolov8n-qfl.yaml") != real_data.recipe_digest("yolov8n.yaml")
+
+
+def test_retirement_reason_names_a_name_digest():
+    """A cell digested from the config's name (before the digest read the file) is not said to have a changed config."""
+    by_name = {"model": "yolov8n-vfnet", "config": real_data._digest("yolov8n-vfnet.yaml")}
+    assert "taken from the name" in real_data.retirement_reason(by_name, "yolov8n-vfnet.yaml")
+    edited = {"model": "yolov8n-vfnet", "config": "0123abcd"}
+    assert real_data.retirement_reason(edited, "yolov8n-vfnet.yaml") == "its config changed"
