@@ -5,6 +5,7 @@ variant, same seeds, paired differences to stock.
     python benchmarks/real_data.py --quick           # the search: seed 0, fewer epochs, stock + shipped + -vfnet
     python benchmarks/real_data.py --quick --models yolov8n.yaml,benchmarks/configs/yolov8n-ppyoloe.yaml --datasets chess
     python benchmarks/real_data.py --report-only     # print the tables of the record; train and write nothing
+    python benchmarks/real_data.py --remeasure yolov8n.yaml --datasets chess   # measure stock's chess cells anew
 
 This is what a user does with yolo_gfl: take Ultralytics' COCO weights, fine-tune them on their own images with
 Ultralytics' default training arguments, and keep the detections above a confidence threshold. Every cell builds the
@@ -188,6 +189,32 @@ def retirement_reason(cell: dict[str, Any], model: str) -> str:
     return "its config changed"
 
 
+def retire_for_remeasure(record: dict[str, Any], data: str, models: set[str], seeds: list[int],
+                         cell_dir: Path) -> list[dict[str, Any]]:
+    """Move the record's cells of ``models`` (names, no suffix) on ``data`` and ``seeds`` to its ``retired`` list,
+    with the cells copied from them (``same_recipe_as``), and set aside each one's zoo result
+    (``<cell_dir>/<model>-s<seed>.json`` -> ``.json.retired``) when it is the one the record holds, so that the zoo
+    runs the cell again: it evaluates the finished weights anew where the cell's folder keeps them, else trains."""
+    when = datetime.now().astimezone().isoformat(timespec="seconds")
+    gone = [c for c in record["cells"] if c["data"] == data and c["seed"] in seeds
+            and (c["model"] in models or c.get("same_recipe_as") in models)]
+    for c in gone:
+        result = cell_dir / f"{c['model']}-s{c['seed']}.json"
+        try:
+            same = json.loads(result.read_text()).get("finished_at") == c.get("finished_at")
+        except (OSError, ValueError):
+            same = False
+        if same and not c.get("same_recipe_as"):
+            os.replace(result, result.with_name(result.name + ".retired"))
+    record["cells"] = [c for c in record["cells"] if c not in gone]
+    record.setdefault("retired", []).extend({**c, "retired": f"{when}: measured anew on request (--remeasure)"}
+                                            for c in gone)
+    if gone:
+        print(f"== {data}: {len(gone)} cell(s) of {sorted({c['model'] for c in gone})} retired to be measured anew "
+              "(kept in the record's 'retired' list)", flush=True)
+    return gone
+
+
 def _recipe_if_unchanged(model_stem: str, config: str | None) -> str | None:
     """The recipe digest of a record cell's model while its config is the one the cell was made with, else None."""
     path = _config_of(model_stem)
@@ -244,7 +271,8 @@ def save_record(record: dict[str, Any], path: Path) -> None:
         record["datasets"].setdefault(d, setting)
 
     def key(c: dict[str, Any]) -> tuple:
-        return c["data"], c["model"], c["seed"], c.get("config"), c.get("setting")
+        # finished_at tells a cell measured anew (--remeasure) from the one it replaced, with which it shares the rest
+        return c["data"], c["model"], c["seed"], c.get("config"), c.get("setting"), c.get("finished_at")
 
     gone = {key(r) for r in record.get("retired", [])}
     retired = record.get("retired", []) + [c for c in on_disk.get("retired", []) if key(c) not in gone]
@@ -419,6 +447,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise BenchmarkError(f"unknown data set(s) {unknown}: choose from {', '.join(DATASETS)}")
     shared = Path(args.shared)
     weights = Path(args.weights)
+    remeasure = {Path(m.strip()).stem for m in (args.remeasure or "").split(",") if m.strip()}
+    if remeasure - {Path(m).stem for m in _models(args.models, args.quick)}:
+        raise BenchmarkError(f"--remeasure {sorted(remeasure)}: every model to measure anew must be among --models "
+                             f"({args.models or 'the default'}); add it there")
     if not args.report_only:
         if not weights.is_file():
             raise BenchmarkError(f"--weights {weights} does not exist: give Ultralytics' yolov8n.pt "
@@ -449,6 +481,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 {**c, "retired": f"{when}: {retirement_reason(c, by_stem[c['model']])}"} for c in stale)
             print(f"== {d}: {len(stale)} cell(s) of {sorted({c['model'] for c in stale})} were made with an earlier "
                   "version of their config: moved to the record's 'retired' list (kept, out of the tables)", flush=True)
+        project, zoo_name = Path(args.project), f"real_data-{d}-{setting['digest']}"
+        if remeasure:
+            retire_for_remeasure(record, d, remeasure, seeds, project / zoo_name / "cells")
+            save_record(record, record_path)  # at once: a resumed run must not retire the new cells again
         if not args.retrain_same_recipe:
             for cell in same_recipe_cells(record, d, setting, models, configs, seeds):
                 print(f"== {d}: {cell['model']} seed {cell['seed']} has the recipe of {cell['same_recipe_as']}: its "
@@ -460,12 +496,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"== {d}: every requested cell is in the record", flush=True)
             save_record(record, record_path)
             continue
-        project = Path(args.project)
         data_yaml = prepare_data(d, shared / "datasets" / setting["yaml"], project / "data",
                                  setting["train_images"], setting["val_images"])
         print(f"== {d}: {len(todo)} model(s) x {len(seeds)} seed(s), {setting['epochs']} epochs at "
               f"{setting['imgsz']} px", flush=True)
-        zoo_name = f"real_data-{d}-{setting['digest']}"
         train_args = dict(batch=args.batch, workers=args.workers, device=args.device, val=False,
                           pretrained=str(weights.resolve()), **args.extra)
         try:
@@ -521,6 +555,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"{QUICK_RECORD.relative_to(ROOT)})")
     ap.add_argument("--retrain-same-recipe", action="store_true", help="train a cell even when the record holds "
                     "it under another model name with the same recipe (default: take that cell over)")
+    ap.add_argument("--remeasure", default=None, metavar="MODELS",
+                    help="comma-separated models among --models whose cells of the requested data sets and seeds are "
+                    "measured anew (after the metrics changed): the record's cells are retired (kept) and each is "
+                    "evaluated again from its weights where its zoo folder still holds them, else trained again")
     ap.add_argument("--report-only", action="store_true", help="print the tables of the record; run nothing")
     ap.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
                     help="another Ultralytics train argument or yolo_gfl option for every cell (repeatable)")

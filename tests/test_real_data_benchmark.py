@@ -75,6 +75,19 @@ def test_real_data_benchmark_end_to_end(coco128_yaml, tmp_path, capsys):
     fresh = next(c for c in record["cells"] if c["model"] == "yolov8n-vfltwin")
     assert "same_recipe_as" not in fresh and fresh["config"] == real_data.config_digest(str(twin))
     assert [c for c in record["cells"] if c["model"] != "yolov8n-vfltwin"] == cells  # nothing else moved
+    capsys.readouterr()
+
+    # --remeasure: the record's cell is retired (kept) and measured anew; its weights are still in the zoo folder, so
+    # it is evaluated again, not trained: the same figures, a new finish time, the zoo's old result set aside
+    assert real_data.main(_tiny(tmp_path, "--models", f"yolov8n.yaml,{twin}", "--remeasure", str(twin))) == 0
+    assert "1 cell(s) of ['yolov8n-vfltwin'] retired to be measured anew" in capsys.readouterr().out
+    again = json.loads((tmp_path / "rec.json").read_text())
+    anew = next(c for c in again["cells"] if c["model"] == "yolov8n-vfltwin")
+    old = next(c for c in again["retired"] if c["model"] == "yolov8n-vfltwin" and "--remeasure" in c["retired"])
+    assert old["finished_at"] == fresh["finished_at"] != anew["finished_at"]
+    assert anew["mAP50-95"] == fresh["mAP50-95"] and "spearman_top" in anew
+    assert list((tmp_path / "runs").rglob("yolov8n-vfltwin-s0.json.retired"))
+    assert [c for c in again["cells"] if c["model"] != "yolov8n-vfltwin"] == cells
 
 
 def test_real_data_refuses_bad_requests(tmp_path, capsys):
@@ -85,6 +98,9 @@ def test_real_data_refuses_bad_requests(tmp_path, capsys):
     (tmp_path / "bad.json").write_text("{")
     assert real_data.main(["--record", str(tmp_path / "bad.json"), "--report-only"]) == 2
     assert "is not valid JSON" in capsys.readouterr().err
+    assert real_data.main(["--models", "yolov8n.yaml", "--remeasure", "yolov8n-gfl.yaml", "--record",
+                           str(tmp_path / "r.json")]) == 2
+    assert "must be among --models" in capsys.readouterr().err and not (tmp_path / "r.json").exists()
 
 
 def test_paired_delta_and_summary_by_hand():
