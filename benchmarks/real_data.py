@@ -5,7 +5,7 @@ variant, same seeds, paired differences to stock.
     python benchmarks/real_data.py --quick           # the search: seed 0, fewer epochs, stock + shipped + -vfnet
     python benchmarks/real_data.py --quick --models yolov8n.yaml,benchmarks/configs/yolov8n-ppyoloe.yaml --datasets chess
     python benchmarks/real_data.py --report-only     # print the tables of the record; train and write nothing
-    python benchmarks/real_data.py --remeasure yolov8n.yaml --datasets chess   # measure stock's chess cells anew
+    python benchmarks/real_data.py --remeasure yolov8n.yaml --datasets chess   # stock's cells lacking a new figure
 
 This is what a user does with yolo_gfl: take Ultralytics' COCO weights, fine-tune them on their own images with
 Ultralytics' default training arguments, and keep the detections above a confidence threshold. Every cell builds the
@@ -191,13 +191,17 @@ def retirement_reason(cell: dict[str, Any], model: str) -> str:
 
 def retire_for_remeasure(record: dict[str, Any], data: str, models: set[str], seeds: list[int],
                          cell_dir: Path) -> list[dict[str, Any]]:
-    """Move the record's cells of ``models`` (names, no suffix) on ``data`` and ``seeds`` to its ``retired`` list,
-    with the cells copied from them (``same_recipe_as``), and set aside each one's zoo result
-    (``<cell_dir>/<model>-s<seed>.json`` -> ``.json.retired``) when it is the one the record holds, so that the zoo
-    runs the cell again: it evaluates the finished weights anew where the cell's folder keeps them, else trains."""
+    """Move the record's cells of ``models`` (names, no suffix) on ``data`` and ``seeds`` that lack a figure the
+    script now records (one of ``METRICS``, added after they were made) to its ``retired`` list, with the cells
+    copied from them (``same_recipe_as``), and set aside each one's zoo result (``<cell_dir>/<model>-s<seed>.json``
+    -> ``.json.retired``) when it is the one the record holds, so that the zoo runs the cell again: it evaluates the
+    finished weights anew where the cell's folder keeps them, else trains. A cell measured anew has every figure, so
+    the same request run again (to resume) does not retire it."""
     when = datetime.now().astimezone().isoformat(timespec="seconds")
-    gone = [c for c in record["cells"] if c["data"] == data and c["seed"] in seeds
-            and (c["model"] in models or c.get("same_recipe_as") in models)]
+    dated = {(c["model"], c["seed"]) for c in record["cells"] if c["data"] == data and c["seed"] in seeds
+             and c["model"] in models and any(k not in c for k in METRICS)}
+    gone = [c for c in record["cells"] if c["data"] == data
+            and ((c["model"], c["seed"]) in dated or (c.get("same_recipe_as"), c["seed"]) in dated)]
     for c in gone:
         result = cell_dir / f"{c['model']}-s{c['seed']}.json"
         try:
@@ -484,7 +488,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         project, zoo_name = Path(args.project), f"real_data-{d}-{setting['digest']}"
         if remeasure:
             retire_for_remeasure(record, d, remeasure, seeds, project / zoo_name / "cells")
-            save_record(record, record_path)  # at once: a resumed run must not retire the new cells again
+            save_record(record, record_path)  # at once, so the old cells stay retired if this run is stopped
         if not args.retrain_same_recipe:
             for cell in same_recipe_cells(record, d, setting, models, configs, seeds):
                 print(f"== {d}: {cell['model']} seed {cell['seed']} has the recipe of {cell['same_recipe_as']}: its "
@@ -556,9 +560,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--retrain-same-recipe", action="store_true", help="train a cell even when the record holds "
                     "it under another model name with the same recipe (default: take that cell over)")
     ap.add_argument("--remeasure", default=None, metavar="MODELS",
-                    help="comma-separated models among --models whose cells of the requested data sets and seeds are "
-                    "measured anew (after the metrics changed): the record's cells are retired (kept) and each is "
-                    "evaluated again from its weights where its zoo folder still holds them, else trained again")
+                    help="comma-separated models among --models whose cells of the requested data sets and seeds "
+                    "lack a figure the script now records: those cells are retired (kept) and measured anew, from "
+                    "their weights where the zoo folder still holds them, else by training the same run again")
     ap.add_argument("--report-only", action="store_true", help="print the tables of the record; run nothing")
     ap.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
                     help="another Ultralytics train argument or yolo_gfl option for every cell (repeatable)")
