@@ -189,6 +189,18 @@ def retirement_reason(cell: dict[str, Any], model: str) -> str:
     return "its config changed"
 
 
+# A Spearman may be None when measured (fewer than two pairs); its pair count, None only when the calibration report
+# lacked that population, tells the two apart.
+PAIR_COUNT = {"spearman_kept": "kept_pairs", "spearman_top": "top_pairs"}
+
+
+def lacks_figure(cell: dict[str, Any]) -> bool:
+    """Whether a record cell lacks one of ``METRICS``: made before the script recorded it (no key, or a Spearman
+    whose pair count is None because the cell's calibration report had no such population)."""
+    return any(k not in cell or (k in PAIR_COUNT and cell[k] is None and cell.get(PAIR_COUNT[k]) is None)
+               for k in METRICS)
+
+
 def retire_for_remeasure(record: dict[str, Any], data: str, models: set[str], seeds: list[int],
                          cell_dir: Path) -> list[dict[str, Any]]:
     """Move the record's cells of ``models`` (names, no suffix) on ``data`` and ``seeds`` that lack a figure the
@@ -199,7 +211,7 @@ def retire_for_remeasure(record: dict[str, Any], data: str, models: set[str], se
     the same request run again (to resume) does not retire it."""
     when = datetime.now().astimezone().isoformat(timespec="seconds")
     dated = {(c["model"], c["seed"]) for c in record["cells"] if c["data"] == data and c["seed"] in seeds
-             and c["model"] in models and any(k not in c for k in METRICS)}
+             and c["model"] in models and lacks_figure(c)}
     gone = [c for c in record["cells"] if c["data"] == data
             and ((c["model"], c["seed"]) in dated or (c.get("same_recipe_as"), c["seed"]) in dated)]
     for c in gone:

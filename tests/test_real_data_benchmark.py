@@ -164,3 +164,24 @@ def test_retirement_reason_names_a_name_digest():
     assert "taken from the name" in real_data.retirement_reason(by_name, "yolov8n-vfnet.yaml")
     edited = {"model": "yolov8n-vfnet", "config": "0123abcd"}
     assert real_data.retirement_reason(edited, "yolov8n-vfnet.yaml") == "its config changed"
+
+
+def test_remeasure_retires_only_cells_lacking_a_figure(tmp_path):
+    """A cell lacks a figure when its key is absent or, for a Spearman, when it is None with no pair count (its report
+    had no such population); a Spearman that is None over fewer than 2 pairs was measured and is kept."""
+    full = {k: 0.5 for k in real_data.METRICS} | {"kept_pairs": 10, "top_pairs": 8}
+    cells = [{"data": "a", "model": "m", "seed": 0, **full, "finished_at": "t0"},
+             {"data": "a", "model": "m", "seed": 1, **full, "spearman_top": None, "top_pairs": None,
+              "finished_at": "t1"},  # merged from a report without the top-K population
+             {"data": "a", "model": "m", "seed": 2, **full, "spearman_top": None, "top_pairs": 1},  # measured: 1 pair
+             {"data": "a", "model": "twin", "seed": 1, **full, "spearman_top": None, "top_pairs": None,
+              "same_recipe_as": "m", "finished_at": "t1"},  # its copy goes with it
+             {"data": "b", "model": "m", "seed": 1, **{k: v for k, v in full.items() if k != "spearman_top"}}]
+    assert [real_data.lacks_figure(c) for c in cells] == [False, True, False, True, True]
+    record = {"cells": [dict(c) for c in cells]}
+    (tmp_path / "m-s1.json").write_text(json.dumps({"finished_at": "t1"}))
+    gone = real_data.retire_for_remeasure(record, "a", {"m"}, [0, 1, 2], tmp_path)
+    assert [(c["model"], c["seed"]) for c in gone] == [("m", 1), ("twin", 1)]
+    assert [(c["data"], c["model"], c["seed"]) for c in record["cells"]] == [("a", "m", 0), ("a", "m", 2), ("b", "m", 1)]
+    assert all("--remeasure" in c["retired"] for c in record["retired"])
+    assert (tmp_path / "m-s1.json.retired").exists() and not (tmp_path / "m-s1.json").exists()
