@@ -155,6 +155,11 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     return pearson(rankdata_average(x), rankdata_average(y))
 
 
+def _correlations(scores: np.ndarray, ious: np.ndarray) -> dict[str, Any]:
+    """``{count, spearman, pearson}`` of one population of (score, IoU) pairs, (M,) and (M,)."""
+    return {"count": len(scores), "spearman": spearman(scores, ious), "pearson": pearson(scores, ious)}
+
+
 def _as_pairs(pairs_or_arrays) -> np.ndarray:
     """(M, 2) ``[score, iou]`` from an (M, 2) array, a ``(scores, ious)`` tuple, a mapping with ``score``/``iou``
     keys, or a list of per-image (M_i, 2) pair arrays."""
@@ -257,18 +262,16 @@ def calibration_report(
         "warning": "; ".join(warnings) or None,
     }
     kept = scores >= keep_conf
-    report["kept"] = {"conf": float(keep_conf), "count": int(kept.sum()), "spearman": spearman(scores[kept], ious[kept]),
-                      "pearson": pearson(scores[kept], ious[kept])}  # fmt: skip
+    report["kept"] = {"conf": float(keep_conf), **_correlations(scores[kept], ious[kept])}
     if detections is not None:
         per_image = [as_detection_arrays(d)[1] for d in detections]
         n_img = max(1, len(per_image))
         report["detections_per_image"] = sum(len(s_) for s_ in per_image) / n_img
         report["kept_per_image"] = sum(int((s_ >= keep_conf).sum()) for s_ in per_image) / n_img
         if ground_truth is not None:
-            top = _as_pairs(collect_pairs(top_per_object(detections, ground_truth), ground_truth))
+            top = collect_pairs(top_per_object(detections, ground_truth), ground_truth)
             top = top[np.isfinite(top).all(axis=1)]
-            report["top_per_object"] = {"count": len(top), "spearman": spearman(top[:, 0], top[:, 1]),
-                                        "pearson": pearson(top[:, 0], top[:, 1])}  # fmt: skip
+            report["top_per_object"] = _correlations(top[:, 0], top[:, 1])
 
     if save_dir is not None:
         save_dir = Path(save_dir)
