@@ -33,6 +33,7 @@ import os
 import random
 import statistics
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,14 @@ def _config_of(model_stem: str) -> str:
     return str(path) if path.is_file() else f"{model_stem}.yaml"
 
 
+def retire(record: dict[str, Any], cells: list[dict[str, Any]], reason: Callable[[dict[str, Any]], str]) -> None:
+    """Move ``cells`` from the record's tables to its ``retired`` list (kept), each stamped with the time and
+    ``reason(cell)``."""
+    when = datetime.now().astimezone().isoformat(timespec="seconds")
+    record["cells"] = [c for c in record["cells"] if c not in cells]
+    record.setdefault("retired", []).extend({**c, "retired": f"{when}: {reason(c)}"} for c in cells)
+
+
 def retirement_reason(cell: dict[str, Any], model: str) -> str:
     """Why a cell whose config digest no longer matches is retired. Before config_digest read a shipped config's file
     it digested the name given, so such a cell's config may be unchanged: the reason says so instead of claiming an
@@ -209,7 +218,6 @@ def retire_for_remeasure(record: dict[str, Any], data: str, models: set[str], se
     -> ``.json.retired``) when it is the one the record holds, so that the zoo runs the cell again: it evaluates the
     finished weights anew where the cell's folder keeps them, else trains. A cell measured anew has every figure, so
     the same request run again (to resume) does not retire it."""
-    when = datetime.now().astimezone().isoformat(timespec="seconds")
     dated = {(c["model"], c["seed"]) for c in record["cells"] if c["data"] == data and c["seed"] in seeds
              and c["model"] in models and lacks_figure(c)}
     gone = [c for c in record["cells"] if c["data"] == data
@@ -222,9 +230,7 @@ def retire_for_remeasure(record: dict[str, Any], data: str, models: set[str], se
             same = False
         if same and not c.get("same_recipe_as"):
             os.replace(result, result.with_name(result.name + ".retired"))
-    record["cells"] = [c for c in record["cells"] if c not in gone]
-    record.setdefault("retired", []).extend({**c, "retired": f"{when}: measured anew on request (--remeasure)"}
-                                            for c in gone)
+    retire(record, gone, lambda c: "measured anew on request (--remeasure)")
     if gone:
         print(f"== {data}: {len(gone)} cell(s) of {sorted({c['model'] for c in gone})} retired to be measured anew "
               "(kept in the record's 'retired' list)", flush=True)
@@ -490,11 +496,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stale = [c for c in record["cells"] if c["data"] == d and c["model"] in configs
                  and c.get("config") != configs[c["model"]]]
         if stale:  # an edited config (e.g. a shipped variant's new recipe): its old cells are kept aside, not lost
-            when = datetime.now().astimezone().isoformat(timespec="seconds")
-            record["cells"] = [c for c in record["cells"] if c not in stale]
             by_stem = {Path(m).stem: m for m in models}
-            record.setdefault("retired", []).extend(
-                {**c, "retired": f"{when}: {retirement_reason(c, by_stem[c['model']])}"} for c in stale)
+            retire(record, stale, lambda c: retirement_reason(c, by_stem[c["model"]]))
             print(f"== {d}: {len(stale)} cell(s) of {sorted({c['model'] for c in stale})} were made with an earlier "
                   "version of their config: moved to the record's 'retired' list (kept, out of the tables)", flush=True)
         project, zoo_name = Path(args.project), f"real_data-{d}-{setting['digest']}"
