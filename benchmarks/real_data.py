@@ -210,6 +210,15 @@ def lacks_figure(cell: dict[str, Any]) -> bool:
                for k in METRICS)
 
 
+def copies_without_source(record: dict[str, Any], data: str, models: set[str], seeds: list[int]) -> dict[str, str]:
+    """The requested models (names, no suffix) whose cells on ``data`` that lack a figure are copies
+    (``same_recipe_as``) of a model not requested too, by name, with that source. Measuring only the copy would bring
+    it back from its unmeasured source, so the source has to be measured (once) as well."""
+    return {c["model"]: c["same_recipe_as"] for c in record["cells"]
+            if c["data"] == data and c["seed"] in seeds and c["model"] in models and c.get("same_recipe_as")
+            and c["same_recipe_as"] not in models and lacks_figure(c)}
+
+
 def retire_for_remeasure(record: dict[str, Any], data: str, models: set[str], seeds: list[int],
                          cell_dir: Path) -> list[dict[str, Any]]:
     """Move the record's cells of ``models`` (names, no suffix) on ``data`` and ``seeds`` that lack a figure the
@@ -269,6 +278,31 @@ def same_recipe_cells(record: dict[str, Any], data: str, setting: dict[str, Any]
     return taken
 
 
+def take_same_recipe_cells(record: dict[str, Any], data: str, setting: dict[str, Any], models: list[str],
+                           configs: dict[str, str], seeds: list[int]) -> None:
+    """Add ``same_recipe_cells`` to the record, saying so for each."""
+    for cell in same_recipe_cells(record, data, setting, models, configs, seeds):
+        print(f"== {data}: {cell['model']} seed {cell['seed']} has the recipe of {cell['same_recipe_as']}: its cell "
+              "is taken from the record, not retrained (--retrain-same-recipe trains it)", flush=True)
+        record["cells"].append(cell)
+
+
+def recipe_twins(models: list[str]) -> dict[str, str]:
+    """Requested models that train the same runs as one listed before them (the same ``recipe_digest``): each one's
+    name (no suffix) mapped to that earlier model's. Only the first of each recipe is trained; the others take its
+    cells over once they exist (``same_recipe_cells``)."""
+    first: dict[str, str] = {}
+    twins = {}
+    for m in models:
+        stem = Path(m).stem
+        recipe = recipe_digest(m)
+        if recipe in first and first[recipe] != stem:
+            twins[stem] = first[recipe]
+        else:
+            first.setdefault(recipe, stem)
+    return twins
+
+
 def record_cell(data: str, setting: dict[str, Any], zoo_row: dict[str, Any], config: str) -> dict[str, Any]:
     """One record entry from a finished zoo cell."""
     return {
@@ -281,6 +315,9 @@ def record_cell(data: str, setting: dict[str, Any], zoo_row: dict[str, Any], con
         "train_images": zoo_row.get("train_images"), "train_s": zoo_row.get("train_s"),
         "epoch_s": zoo_row.get("epoch_s"), "machine": zoo_row.get("machine"),
         "versions": zoo_row.get("versions"), "finished_at": zoo_row.get("finished_at"),
+        # a training resumed from last.pt after an interruption is not bit-identical to one run through (evaluating
+        # finished weights again is)
+        "training_resumed": bool(zoo_row.get("resumed") and not zoo_row.get("train_not_rerun")),
     }  # fmt: skip
 
 
@@ -409,6 +446,10 @@ def tables(record: dict[str, Any]) -> str:
                 copies.setdefault((c["model"], c["same_recipe_as"]), []).append(str(c["seed"]))
         out += [""] + [f"{m}, seed(s) {', '.join(s)}: the cells of {src}, the same recipe (not trained again)."
                        for (m, src), s in copies.items()]
+        resumed = [f"{c['model']} seed {c['seed']}" for c in cells if c["data"] == d and c.get("training_resumed")]
+        if resumed:
+            out.append(f"Trained in two parts (resumed from last.pt after an interruption, so not bit-identical to a "
+                       f"run through): {', '.join(resumed)}.")
         out.append("")
     if summary:
         out += ["### Summary: paired Δ to stock (points, mean over seeds ± SE)", "",
@@ -469,10 +510,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise BenchmarkError(f"unknown data set(s) {unknown}: choose from {', '.join(DATASETS)}")
     shared = Path(args.shared)
     weights = Path(args.weights)
+    seeds = [int(s) for s in str(args.seeds or ("0" if args.quick else "0,1,2")).split(",") if s.strip()]
     remeasure = {Path(m.strip()).stem for m in (args.remeasure or "").split(",") if m.strip()}
     if remeasure - {Path(m).stem for m in _models(args.models, args.quick)}:
         raise BenchmarkError(f"--remeasure {sorted(remeasure)}: every model to measure anew must be among --models "
                              f"({args.models or 'the default'}); add it there")
+    for d in names if remeasure else []:
+        orphans = copies_without_source(record, d, remeasure, seeds)
+        if orphans:
+            sources = sorted(set(orphans.values()))
+            raise BenchmarkError(f"--remeasure {sorted(orphans)}: on {d} its cells are copies of {sources} (the same "
+                                 f"recipe), which would bring them back unmeasured; add {sources} to --remeasure and "
+                                 "--models: it is measured once and the copies taken from it")
     if not args.report_only:
         if not weights.is_file():
             raise BenchmarkError(f"--weights {weights} does not exist: give Ultralytics' yolov8n.pt "
@@ -482,7 +531,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 raise BenchmarkError(f"data set {d}: {shared / 'datasets' / DATASETS[d]['yaml']} does not exist; "
                                      "give --shared, the folder holding datasets/ (../shared beside the checkout)")
     models = _models(args.models, args.quick)
-    seeds = [int(s) for s in str(args.seeds or ("0" if args.quick else "0,1,2")).split(",") if s.strip()]
     configs = {} if args.report_only else {Path(m).stem: config_digest(m) for m in models}
     failed = []
     for d in names:
@@ -505,12 +553,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             retire_for_remeasure(record, d, remeasure, seeds, project / zoo_name / "cells")
             save_record(record, record_path)  # at once, so the old cells stay retired if this run is stopped
         if not args.retrain_same_recipe:
-            for cell in same_recipe_cells(record, d, setting, models, configs, seeds):
-                print(f"== {d}: {cell['model']} seed {cell['seed']} has the recipe of {cell['same_recipe_as']}: its "
-                      "cell is taken from the record, not retrained (--retrain-same-recipe trains it)", flush=True)
-                record["cells"].append(cell)
+            take_same_recipe_cells(record, d, setting, models, configs, seeds)
         have = {(c["model"], c["seed"]) for c in record["cells"] if c["data"] == d}
         todo = [m for m in models if any((Path(m).stem, s) not in have for s in seeds)]
+        if not args.retrain_same_recipe:  # two requested configs with one recipe: train it once, copy it after
+            twins = recipe_twins(todo)
+            for stem, source in twins.items():
+                print(f"== {d}: {stem} has the recipe of {source}: its cells are taken from {source}'s once they are "
+                      "made (--retrain-same-recipe trains it)", flush=True)
+            todo = [m for m in todo if Path(m).stem not in twins]
         if not todo:
             print(f"== {d}: every requested cell is in the record", flush=True)
             save_record(record, record_path)
@@ -538,6 +589,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             full = json.loads((cell_dir / f"{row['model']}-s{row['seed']}.json").read_text())  # the zoo's cell file
             record["cells"].append(record_cell(d, setting, {**full, **row}, configs[row["model"]]))
             have.add((row["model"], row["seed"]))
+        if not args.retrain_same_recipe:  # the twins of the models just trained
+            take_same_recipe_cells(record, d, setting, models, configs, seeds)
         save_record(record, record_path)  # after every data set
     md = tables(record)
     header = (f"# Real-data fine-tune benchmark\n\nMade by `python {' '.join(['benchmarks/real_data.py'] + args.argv)}`"

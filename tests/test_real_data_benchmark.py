@@ -36,6 +36,7 @@ def test_real_data_benchmark_end_to_end(coco128_yaml, tmp_path, capsys):
         for key in ("mAP50-95", "mAP50", "AP75", "coco_AP", "spearman", "dets_per_image", "kept_per_image"):
             assert isinstance(c[key], float) and c[key] >= 0, (key, c[key])
         assert c["train_images"] == 8 and c["epochs"] == 1 and c["imgsz"] == 64
+        assert c["training_resumed"] is False
         # the matched-population Spearman comes from the same calibration report; with fewer than 2 pairs it is None
         assert isinstance(c["top_pairs"], int) and c["top_pairs"] >= 0
         assert c["spearman_top"] is None or -1 <= c["spearman_top"] <= 1
@@ -99,6 +100,22 @@ def test_real_data_benchmark_end_to_end(coco128_yaml, tmp_path, capsys):
     assert "every requested cell is in the record" in capsys.readouterr().out
     assert json.loads((tmp_path / "rec.json").read_text())["cells"] == again["cells"]
 
+    # two requested configs with one recipe: only the first listed trains, the other takes its cell once it is made
+    vfltwo = tmp_path / "yolov8n-vfltwo.yaml"
+    vfltwo.write_text((ROOT / "cfg" / "models" / "yolov8-vfl.yaml").read_text())
+    older = json.loads((tmp_path / "rec.json").read_text())
+    next(c for c in older["cells"] if c["model"] == "yolov8n-vfl").pop("spearman_top")
+    (tmp_path / "rec.json").write_text(json.dumps(older))
+    both = _tiny(tmp_path, "--models", f"yolov8n.yaml,yolov8n-vfl.yaml,{vfltwo}", "--remeasure", "yolov8n-vfl.yaml")
+    assert real_data.main(both) == 0
+    assert "yolov8n-vfltwo has the recipe of yolov8n-vfl: its cells are taken from" in capsys.readouterr().out
+    now = json.loads((tmp_path / "rec.json").read_text())["cells"]
+    vfl = next(c for c in now if c["model"] == "yolov8n-vfl")
+    two = next(c for c in now if c["model"] == "yolov8n-vfltwo")
+    assert "spearman_top" in vfl and vfl["finished_at"] != source["finished_at"]
+    assert two["same_recipe_as"] == "yolov8n-vfl" and two["finished_at"] == vfl["finished_at"]
+    assert not list((tmp_path / "runs").rglob("yolov8n-vfltwo-s0*"))  # never trained
+
 
 def test_real_data_refuses_bad_requests(tmp_path, capsys):
     assert real_data.main(["--datasets", "pets", "--record", str(tmp_path / "r.json")]) == 2
@@ -121,6 +138,21 @@ def test_paired_delta_and_summary_by_hand():
     # diffs 0.03, 0.01, 0.01: mean 0.01667, sd 0.011547, se 0.0066667
     assert n == 3 and mean == pytest.approx(0.05 / 3) and se == pytest.approx(0.011547005 / 3**0.5)
     assert real_data.paired_delta(cells, "a", "yolov8n-missing") == (None, None, 0)
+
+
+def test_a_training_resumed_mid_way_is_marked():
+    """A cell whose training was resumed from last.pt is marked and listed under its table; one whose finished weights
+    were only evaluated again (the zoo's train_not_rerun) is not: its figures are those of a run through."""
+    setting = {"digest": "d", "epochs": 1, "imgsz": 64, "batch": 16, "train_images": None}
+    row = {"model": "yolov8n", "seed": 0, "mAP50-95": 0.5, "mAP50": 0.6, "mAP75": 0.5}
+    assert real_data.record_cell("a", setting, row, "c")["training_resumed"] is False
+    assert real_data.record_cell("a", setting, {**row, "resumed": True}, "c")["training_resumed"] is True
+    evaluated = {**row, "resumed": True, "train_not_rerun": True}
+    assert real_data.record_cell("a", setting, evaluated, "c")["training_resumed"] is False
+    cells = [real_data.record_cell("a", setting, {**row, "seed": s, "resumed": s == 1}, "c") for s in (0, 1)]
+    md = real_data.tables({"stock": "yolov8n.yaml", "datasets": {"a": setting}, "cells": cells})
+    assert "Trained in two parts (resumed from last.pt" in md and md.count("yolov8n seed 1") == 1
+    assert "yolov8n seed 0" not in md
 
 
 def test_goal_check_by_hand():
@@ -158,6 +190,15 @@ def test_recipe_and_config_digests():
     assert real_data.recipe_digest("yolov8n-qfl.yaml") != real_data.recipe_digest("yolov8n.yaml")
 
 
+def test_recipe_twins_in_one_request():
+    """Of two requested configs with one recipe (-gfl ships stock-dgqp's) only the first listed is trained."""
+    dgqp = str(ROOT / "benchmarks" / "configs" / "yolov8n-stock-dgqp.yaml")
+    assert real_data.recipe_twins(["yolov8n.yaml", dgqp, "yolov8n-qfl.yaml", "yolov8n-gfl.yaml"]) == {
+        "yolov8n-gfl": "yolov8n-stock-dgqp"}
+    assert real_data.recipe_twins(["yolov8n-gfl.yaml", dgqp]) == {"yolov8n-stock-dgqp": "yolov8n-gfl"}
+    assert real_data.recipe_twins(["yolov8n.yaml", "yolov8n-gfl.yaml", "yolov8s-gfl.yaml"]) == {}  # scales differ
+
+
 def test_retirement_reason_names_a_name_digest():
     """A cell digested from the config's name (before the digest read the file) is not said to have a changed config."""
     by_name = {"model": "yolov8n-vfnet", "config": real_data._digest("yolov8n-vfnet.yaml")}
@@ -185,3 +226,27 @@ def test_remeasure_retires_only_cells_lacking_a_figure(tmp_path):
     assert [(c["data"], c["model"], c["seed"]) for c in record["cells"]] == [("a", "m", 0), ("a", "m", 2), ("b", "m", 1)]
     assert all("--remeasure" in c["retired"] for c in record["retired"])
     assert (tmp_path / "m-s1.json.retired").exists() and not (tmp_path / "m-s1.json").exists()
+
+
+def test_remeasure_of_copies_needs_their_source(tmp_path, capsys):
+    """Measuring anew a model whose lacking cells are copies (same_recipe_as) would copy them back unmeasured from
+    their source: the request is refused, naming the source to add, before anything changes."""
+    full = {k: 0.5 for k in real_data.METRICS} | {"kept_pairs": 10, "top_pairs": 8}
+    cells = [{"data": "chess", "model": "m", "seed": 0, **full, "spearman_top": None, "top_pairs": None},
+             {"data": "chess", "model": "twin", "seed": 0, **full, "spearman_top": None, "top_pairs": None,
+              "same_recipe_as": "m"},
+             {"data": "chess", "model": "other", "seed": 0, **full, "same_recipe_as": "m"}]  # has every figure
+    record = {"cells": cells}
+    assert real_data.copies_without_source(record, "chess", {"twin", "other"}, [0]) == {"twin": "m"}
+    assert real_data.copies_without_source(record, "chess", {"twin", "m"}, [0]) == {}
+    assert real_data.copies_without_source(record, "chess", {"twin"}, [1]) == {}  # not among the seeds asked for
+    rec = tmp_path / "rec.json"
+    rec.write_text(json.dumps({"stock": "yolov8n.yaml", "datasets": {}, "cells": [
+        {**c, "model": f"yolov8n-{c['model']}"} | ({"same_recipe_as": "yolov8n-m"} if "same_recipe_as" in c else {})
+        for c in cells]}))
+    before = rec.read_text()
+    assert real_data.main(["--datasets", "chess", "--models", "yolov8n.yaml,yolov8n-twin.yaml", "--remeasure",
+                           "yolov8n-twin.yaml", "--seeds", "0", "--record", str(rec)]) == 2
+    err = capsys.readouterr().err
+    assert "--remeasure ['yolov8n-twin']: on chess its cells are copies of ['yolov8n-m']" in err
+    assert "add ['yolov8n-m'] to --remeasure and --models" in err and rec.read_text() == before
