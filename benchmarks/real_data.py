@@ -411,6 +411,10 @@ def _fmt(mean: float | None, sd: float | None, scale: float, digits: int, sign: 
 COLUMNS = (("mAP50-95", 100, 1), ("mAP50", 100, 1), ("AP75", 100, 1), ("coco_AP", 100, 1), ("spearman", 1, 3),
            ("spearman_kept", 1, 3), ("spearman_top", 1, 3), ("dets_per_image", 1, 1), ("kept_per_image", 1, 1))
 DELTAS = (("mAP50-95", 100, 1), ("AP75", 100, 1), ("spearman", 1, 3), ("spearman_top", 1, 3))
+LABELS = {"mAP50-95": "mAP50-95", "mAP50": "mAP50", "AP75": "AP75", "coco_AP": "COCO AP", "spearman": "Spearman",
+          "spearman_kept": "Spearman (conf >= 0.25)", "spearman_top": "Spearman (top K)", "dets_per_image": "dets/img",
+          "kept_per_image": "kept/img"}
+FOOTNOTES = {"spearman_top": "²"}  # the mark of the note under the tables that explains the column
 
 
 def tables(record: dict[str, Any]) -> str:
@@ -420,8 +424,8 @@ def tables(record: dict[str, Any]) -> str:
     data_names = [d for d in record["datasets"] if any(c["data"] == d for c in cells)]
     models = list(dict.fromkeys([stock] + [c["model"] for c in cells]))
     out = []
-    head = ("| model | seeds | mAP50-95 | mAP50 | AP75 | COCO AP | Spearman | Spearman (conf >= 0.25) | Spearman "
-            "(top K)² | dets/img | kept/img | Δ mAP50-95 | Δ AP75 | Δ Spearman | Δ Spearman (top K) |")
+    head = ("| model | seeds | " + " | ".join(LABELS[k] + FOOTNOTES.get(k, "") for k, _, _ in COLUMNS) + " | "
+            + " | ".join(f"Δ {LABELS[k]}" for k, _, _ in DELTAS) + " |")
     rule = "|---|" + "--:|" * (len(COLUMNS) + len(DELTAS) + 1)
     summary: dict[str, list[tuple]] = {}
     for d in data_names:
