@@ -6,6 +6,7 @@ variant, same seeds, paired differences to stock.
     python benchmarks/real_data.py --quick --models yolov8n.yaml,benchmarks/configs/yolov8n-ppyoloe.yaml --datasets chess
     python benchmarks/real_data.py --report-only     # print the tables of the record; train and write nothing
     python benchmarks/real_data.py --remeasure yolov8n.yaml --datasets chess   # stock's cells lacking a new figure
+    python benchmarks/real_data.py --scale s --quick  # yolov8s.pt into yolov8s.yaml and -vfl/-qfl/-gfl at scale s
 
 This is what a user does with yolo_gfl: take Ultralytics' COCO weights, fine-tune them on their own images with
 Ultralytics' default training arguments, and keep the detections above a confidence threshold. Every cell builds the
@@ -49,6 +50,18 @@ SHIPPED = ["yolov8n.yaml", "yolov8n-vfl.yaml", "yolov8n-qfl.yaml", "yolov8n-gfl.
 QUICK_EXTRA = ["yolov8n-vfnet.yaml"]  # 2x stock's CPU training step (docs/vfnet.md): the search only, until it wins
 RECORD = ROOT / "benchmarks" / "results" / "real_data.json"
 QUICK_RECORD = ROOT / "benchmarks" / "results" / "real_data_quick.json"
+SCALES = "nsmlx"  # --scale: Ultralytics' COCO checkpoint yolov8<scale>.pt into yolov8<scale>.yaml and the variants
+
+
+def scaled(model: str, scale: str) -> str:
+    """One of the default model names (``SHIPPED``, ``QUICK_EXTRA``, ``STOCK``) at another scale."""
+    return model.replace("yolov8n", f"yolov8{scale}", 1)
+
+
+def record_for(scale: str, quick: bool) -> Path:
+    """The default record of a scale: yolov8n keeps the names it has always had, another scale gets its own file."""
+    path = QUICK_RECORD if quick else RECORD
+    return path if scale == "n" else path.with_name(f"{path.stem}_{scale}.json")
 
 # Per data set: its YAML under ../shared/datasets, the image size at which its objects survive, the schedule, and an
 # optional fixed-seed subsample of the train split (None: all images). See docs/real_data.md for the evidence.
@@ -117,9 +130,10 @@ def _digest(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
-def load_record(path: Path) -> dict[str, Any]:
+def load_record(path: Path, stock: str = STOCK) -> dict[str, Any]:
+    """The record at ``path`` (a new one if absent), refused if it pairs its cells with another stock model."""
     if not path.exists():
-        return {"stock": STOCK, "datasets": {}, "cells": []}
+        return {"stock": stock, "datasets": {}, "cells": []}
     try:
         record = json.loads(path.read_text())
     except ValueError as e:
@@ -127,7 +141,17 @@ def load_record(path: Path) -> dict[str, Any]:
     if not isinstance(record, dict) or not isinstance(record.get("cells"), list):
         raise BenchmarkError(f"{path} is not a benchmark record (no 'cells' list); restore it from git")
     record.setdefault("datasets", {})
+    if record.get("stock", STOCK) != stock:
+        raise BenchmarkError(f"{path} pairs its cells with {record.get('stock')}, not {stock}: a record holds one scale; "
+                             f"give --scale {_scale_letter(record.get('stock', STOCK))} or another --record")
     return record
+
+
+def _scale_letter(model: str) -> str | None:
+    """The scale letter Ultralytics reads from a config's name (yolov8s-gfl.yaml -> s), None if it names none."""
+    from ultralytics.nn.tasks import guess_model_scale
+
+    return guess_model_scale(Path(model)) or None
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -341,7 +365,7 @@ def save_record(record: dict[str, Any], path: Path) -> None:
     record["cells"] += [c for c in on_disk["cells"] if (c["data"], c["model"], c["seed"]) not in have
                         and key(c) not in gone and record["datasets"][c["data"]]["digest"] == c["setting"]]
     order = list(record["datasets"])
-    record["cells"].sort(key=lambda c: (order.index(c["data"]), c["model"] != Path(STOCK).stem, c["model"], c["seed"]))
+    record["cells"].sort(key=lambda c: (order.index(c["data"]), c["model"] != Path(record["stock"]).stem, c["model"], c["seed"]))
     record["updated"] = datetime.now().astimezone().isoformat(timespec="seconds")
     _write_atomic(path, json.dumps(record, indent=1, allow_nan=False) + "\n")
 
@@ -353,9 +377,10 @@ def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
-def paired_delta(cells: list[dict], data: str, model: str, key: str = "mAP50-95") -> tuple[float | None, float | None, int]:
+def paired_delta(cells: list[dict], data: str, model: str, key: str = "mAP50-95",
+                 stock: str = STOCK) -> tuple[float | None, float | None, int]:
     """Mean over seeds of (model - stock) on the same seed, its standard error, and the number of pairs."""
-    by_seed = {c["seed"]: c[key] for c in cells if c["data"] == data and c["model"] == Path(STOCK).stem
+    by_seed = {c["seed"]: c[key] for c in cells if c["data"] == data and c["model"] == Path(stock).stem
                and c.get(key) is not None}
     diffs = [c[key] - by_seed[c["seed"]] for c in cells if c["data"] == data and c["model"] == model
              and c["seed"] in by_seed and c.get(key) is not None]
@@ -369,11 +394,11 @@ def paired_delta(cells: list[dict], data: str, model: str, key: str = "mAP50-95"
 GOAL_MEAN_DELTA = 0.010  # +1.0 point mAP50-95 on the mean over the data sets (issue 12's goal)
 
 
-def mean_over_data(cells: list[dict], data_names: list[str], model: str,
-                   key: str = "mAP50-95") -> tuple[float | None, float | None]:
+def mean_over_data(cells: list[dict], data_names: list[str], model: str, key: str = "mAP50-95",
+                   stock: str = STOCK) -> tuple[float | None, float | None]:
     """Mean over data sets of the paired Δ to stock, and its SE (root of the summed squared SEs / number of sets;
     the sets are independent). (None, None) unless every data set has the model paired with stock."""
-    per = [paired_delta(cells, d, model, key) for d in data_names]
+    per = [paired_delta(cells, d, model, key, stock) for d in data_names]
     if not per or any(n == 0 for _, _, n in per):
         return None, None
     mean = statistics.fmean(m for m, _, _ in per)
@@ -381,21 +406,21 @@ def mean_over_data(cells: list[dict], data_names: list[str], model: str,
     return mean, (math.sqrt(sum(x * x for x in ses)) / len(ses) if all(x is not None for x in ses) else None)
 
 
-def goal_check(cells: list[dict], data_names: list[str], model: str) -> tuple[bool, list[str]]:
+def goal_check(cells: list[dict], data_names: list[str], model: str, stock: str = STOCK) -> tuple[bool, list[str]]:
     """Whether ``model`` meets the goal on the record: mean Δ mAP50-95 >= GOAL_MEAN_DELTA, no data set with
     Δ + SE < 0 (below stock by more than one SE), mean Δ AP75 > 0 and mean Δ Spearman > 0. Returns (met, what misses)."""
     misses = []
-    mean, _ = mean_over_data(cells, data_names, model)
+    mean, _ = mean_over_data(cells, data_names, model, stock=stock)
     if mean is None:
         return False, ["not paired with stock on every data set"]
     if mean < GOAL_MEAN_DELTA:
         misses.append(f"mean {mean * 100:+.2f} < +{GOAL_MEAN_DELTA * 100:.1f}")
     for d in data_names:
-        delta, se, _ = paired_delta(cells, d, model)
+        delta, se, _ = paired_delta(cells, d, model, stock=stock)
         if delta + (se or 0.0) < 0:
             misses.append(f"{d} below by more than one SE")
     for key, name in (("AP75", "AP75"), ("spearman", "Spearman")):
-        value, _ = mean_over_data(cells, data_names, model, key)
+        value, _ = mean_over_data(cells, data_names, model, key, stock)
         if value is None or value <= 0:
             misses.append(f"{name} not above stock")
     return not misses, misses
@@ -439,7 +464,7 @@ def tables(record: dict[str, Any]) -> str:
             vals = [_fmt(*_mean_sd([r[k] for r in rows if r.get(k) is not None]), scale, dg) for k, scale, dg in COLUMNS]
             deltas = []
             for key, scale, dg in DELTAS:
-                mean, se, n = paired_delta(cells, d, m, key)
+                mean, se, n = paired_delta(cells, d, m, key, record["stock"])
                 deltas.append("" if m == stock else _fmt(mean, se, scale, dg, sign=True))
                 if m != stock and key == "mAP50-95" and mean is not None:
                     summary.setdefault(m, []).append((d, mean, se, n))
@@ -464,8 +489,9 @@ def tables(record: dict[str, Any]) -> str:
             cols = [_fmt(*by_data[d], 100, 2, sign=True) if d in by_data else "—" for d in data_names]
             if len(by_data) == len(data_names):
                 for key, scale, dg in (("mAP50-95", 100, 2), ("AP75", 100, 2), ("spearman", 1, 3)):
-                    cols.append(_fmt(*mean_over_data(cells, data_names, m, key), scale, dg, sign=True))
-                met, misses = goal_check(cells, data_names, m)
+                    cols.append(_fmt(*mean_over_data(cells, data_names, m, key, record["stock"]), scale, dg,
+                                     sign=True))
+                met, misses = goal_check(cells, data_names, m, record["stock"])
                 cols.append("met" if met else "not met: " + "; ".join(misses))
             else:
                 cols += ["—", "—", "—", f"needs every data set ({len(by_data)} of {len(data_names)})"]
@@ -483,10 +509,17 @@ def tables(record: dict[str, Any]) -> str:
 
 
 # -------------------------------------------------------------------------------------------------------------- run
-def _models(text: str | None, quick: bool) -> list[str]:
-    models = [m.strip() for m in text.split(",") if m.strip()] if text else SHIPPED + (QUICK_EXTRA if quick else [])
-    if STOCK not in models:
-        models.insert(0, STOCK)  # every difference is paired with stock on the same seed
+def _models(text: str | None, quick: bool, scale: str = "n") -> list[str]:
+    """The requested configs with stock first, refusing one of another scale than ``scale``."""
+    default = [scaled(m, scale) for m in SHIPPED + (QUICK_EXTRA if quick else [])]
+    models = [m.strip() for m in text.split(",") if m.strip()] if text else default
+    other = [m for m in models if _scale_letter(m) not in (None, scale)]
+    if other:
+        raise BenchmarkError(f"{other}: not scale {scale}; every model is paired with stock yolov8{scale} fine-tuned "
+                             f"from yolov8{scale}.pt, so name the configs at that scale or give --scale")
+    stock = scaled(STOCK, scale)
+    if stock not in models:
+        models.insert(0, stock)  # every difference is paired with stock on the same seed
     return models
 
 
@@ -506,7 +539,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from yolo_gfl.zoo import ZooCellError, ZooError, run_zoo
 
     record_path = Path(args.record)
-    record = load_record(record_path)
+    record = load_record(record_path, scaled(STOCK, args.scale))
     args.extra = extra_train_args(args)
     names = [d.strip() for d in args.datasets.split(",") if d.strip()]
     unknown = [d for d in names if d not in DATASETS]
@@ -516,7 +549,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     weights = Path(args.weights)
     seeds = [int(s) for s in str(args.seeds or ("0" if args.quick else "0,1,2")).split(",") if s.strip()]
     remeasure = {Path(m.strip()).stem for m in (args.remeasure or "").split(",") if m.strip()}
-    if remeasure - {Path(m).stem for m in _models(args.models, args.quick)}:
+    models = _models(args.models, args.quick, args.scale)
+    if remeasure - {Path(m).stem for m in models}:
         raise BenchmarkError(f"--remeasure {sorted(remeasure)}: every model to measure anew must be among --models "
                              f"({args.models or 'the default'}); add it there")
     for d in names if remeasure else []:
@@ -528,13 +562,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                  "--models: it is measured once and the copies taken from it")
     if not args.report_only:
         if not weights.is_file():
-            raise BenchmarkError(f"--weights {weights} does not exist: give Ultralytics' yolov8n.pt "
-                                 f"(expected at {SHARED / 'weights' / 'yolov8n.pt'})")
+            raise BenchmarkError(f"--weights {weights} does not exist: give Ultralytics' yolov8{args.scale}.pt "
+                                 f"(expected at {SHARED / 'weights' / f'yolov8{args.scale}.pt'})")
         for d in names:
             if not (shared / "datasets" / DATASETS[d]["yaml"]).is_file():
                 raise BenchmarkError(f"data set {d}: {shared / 'datasets' / DATASETS[d]['yaml']} does not exist; "
                                      "give --shared, the folder holding datasets/ (../shared beside the checkout)")
-    models = _models(args.models, args.quick)
     configs = {} if args.report_only else {Path(m).stem: config_digest(m) for m in models}
     failed = []
     for d in names:
@@ -624,11 +657,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu, or a CUDA device such as 0 (default %(default)s)")
     ap.add_argument("--jobs", type=int, default=2, help="cells trained at once (default %(default)s)")
     ap.add_argument("--latency-runs", type=int, default=5, help="timed forward passes per cell (default %(default)s)")
-    ap.add_argument("--weights", default=str(SHARED / "weights" / "yolov8n.pt"), help="default %(default)s")
+    ap.add_argument("--scale", default="n", choices=list(SCALES), help="the model scale (default %(default)s): "
+                    "yolov8<scale>.pt fine-tuned into yolov8<scale>.yaml and the variants at that scale, in a record "
+                    "of its own (real_data_<scale>.json; n keeps real_data.json)")
+    ap.add_argument("--weights", default=None, help=f"the COCO checkpoint (default {SHARED / 'weights'}/yolov8<scale>.pt)")
     ap.add_argument("--shared", default=str(SHARED), help="folder holding datasets/ (default %(default)s)")
     ap.add_argument("--project", default=str(ROOT / "runs" / "real_data"), help="zoo folders (default %(default)s)")
     ap.add_argument("--record", default=None, help=f"record JSON (default {RECORD.relative_to(ROOT)}; --quick: "
-                    f"{QUICK_RECORD.relative_to(ROOT)})")
+                    f"{QUICK_RECORD.relative_to(ROOT)}; another --scale: real_data[_quick]_<scale>.json)")
     ap.add_argument("--retrain-same-recipe", action="store_true", help="train a cell even when the record holds "
                     "it under another model name with the same recipe (default: take that cell over)")
     ap.add_argument("--remeasure", default=None, metavar="MODELS",
@@ -640,7 +676,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="another Ultralytics train argument or yolo_gfl option for every cell (repeatable)")
     args = ap.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    args.record = args.record or str(QUICK_RECORD if args.quick else RECORD)
+    args.record = args.record or str(record_for(args.scale, args.quick))
+    args.weights = args.weights or str(SHARED / "weights" / f"yolov8{args.scale}.pt")
     try:
         run(args)
     except BenchmarkError as e:

@@ -117,6 +117,44 @@ def test_real_data_benchmark_end_to_end(coco128_yaml, tmp_path, capsys):
     assert not list((tmp_path / "runs").rglob("yolov8n-vfltwo-s0*"))  # never trained
 
 
+@pytest.mark.slow
+def test_real_data_at_another_scale(coco128_yaml, tmp_path, capsys):
+    """--scale s fine-tunes yolov8s.pt into yolov8s.yaml and the s variants, paired with stock yolov8s."""
+    weights = SHARED / "weights" / "yolov8s.pt"
+    if not weights.exists():
+        pytest.skip(f"COCO weights needed: {weights} is absent (it sits beside the checkout in ../shared)")
+    args = _tiny(tmp_path, "--scale", "s", "--models", "yolov8s-gfl.yaml")
+    args[args.index("--weights") + 1] = str(weights)
+    assert real_data.main(args) == 0
+    record = json.loads((tmp_path / "rec.json").read_text())
+    assert record["stock"] == "yolov8s.yaml" and record["datasets"]["coco128"]["weights"] == "yolov8s.pt"
+    assert [c["model"] for c in record["cells"]] == ["yolov8s", "yolov8s-gfl"]
+    assert "| yolov8s-gfl | 1 |" in (tmp_path / "rec.md").read_text()
+    # this record holds scale s: the default scale (n) is refused on it, naming the fix
+    assert real_data.main(_tiny(tmp_path)) == 2
+    assert "pairs its cells with yolov8s.yaml, not yolov8n.yaml" in capsys.readouterr().err
+
+
+def test_scale_names_its_stock_models_weights_and_record(tmp_path, capsys):
+    assert real_data._models(None, False, "s") == ["yolov8s.yaml", "yolov8s-vfl.yaml", "yolov8s-qfl.yaml",
+                                                   "yolov8s-gfl.yaml"]
+    assert real_data._models(None, True, "m")[-1] == "yolov8m-vfnet.yaml"
+    assert real_data._models("yolov8s-gfl.yaml", False, "s") == ["yolov8s.yaml", "yolov8s-gfl.yaml"]
+    with pytest.raises(real_data.BenchmarkError, match=r"\['yolov8n-gfl.yaml'\]: not scale s"):
+        real_data._models("yolov8n-gfl.yaml,yolov8s-gfl.yaml", False, "s")
+    assert real_data.record_for("n", False) == real_data.RECORD and real_data.record_for("n", True) == real_data.QUICK_RECORD
+    assert real_data.record_for("s", False).name == "real_data_s.json"
+    assert real_data.record_for("s", True).name == "real_data_quick_s.json"
+    rec = tmp_path / "r.json"
+    rec.write_text(json.dumps({"stock": "yolov8n.yaml", "datasets": {}, "cells": []}))
+    assert real_data.main(["--scale", "s", "--record", str(rec), "--report-only"]) == 2
+    err = capsys.readouterr().err
+    assert "pairs its cells with yolov8n.yaml, not yolov8s.yaml" in err and "give --scale n" in err
+    # the default checkpoint follows the scale
+    assert real_data.main(["--scale", "m", "--record", str(tmp_path / "m.json"), "--shared", str(tmp_path)]) == 2
+    assert "give Ultralytics' yolov8m.pt" in capsys.readouterr().err and not (tmp_path / "m.json").exists()
+
+
 def test_real_data_refuses_bad_requests(tmp_path, capsys):
     assert real_data.main(["--datasets", "pets", "--record", str(tmp_path / "r.json")]) == 2
     assert "unknown data set(s) ['pets']: choose from aquarium, chess, cells, coco128" in capsys.readouterr().err
