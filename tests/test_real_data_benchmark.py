@@ -193,6 +193,20 @@ def test_a_training_resumed_mid_way_is_marked():
     assert "yolov8n seed 0" not in md
 
 
+def test_summary_gives_the_mean_top_k_spearman_once_every_set_has_it():
+    setting = {"digest": "d", "epochs": 1, "imgsz": 64, "batch": 16, "train_images": None}
+    base = {"mAP50-95": 0.5, "AP75": 0.5, "spearman": 0.5}
+    cells = [{"data": d, "model": m, "seed": s, **base, "spearman_top": top}
+             for d, m, top in (("a", "yolov8n", 0.60), ("a", "x", 0.70), ("b", "yolov8n", 0.60), ("b", "x", 0.60))
+             for s in (0, 1)]
+    md = real_data.tables({"stock": "yolov8n.yaml", "datasets": {"a": setting, "b": setting}, "cells": cells})
+    # x: +0.10 on a, 0 on b (no spread over seeds: SE 0) -> mean +0.050 ± 0.000
+    assert "| Δ Spearman (top K), mean | goal¹ |" in md and "| +0.000 ± 0.000 | +0.050 ± 0.000 | not met" in md
+    lacking = [{k: v for k, v in c.items() if not (k == "spearman_top" and c["data"] == "b")} for c in cells]
+    md = real_data.tables({"stock": "yolov8n.yaml", "datasets": {"a": setting, "b": setting}, "cells": lacking})
+    assert "| +0.000 ± 0.000 | — | not met" in md
+
+
 def test_goal_check_by_hand():
     """Issue 12's goal on a hand-made record: the mean over data sets, the one-SE floor per set, AP75 and Spearman."""
     def cell(data, model, seed, m, ap75, rho):
