@@ -229,7 +229,7 @@ def test_goal_check_by_hand():
     assert real_data.goal_check(cells, ["a", "b", "c"], "x") == (False, ["not paired with stock on every data set"])
     table = real_data.tables({"stock": "yolov8n.yaml", "datasets": {d: {"epochs": 1, "imgsz": 64, "batch": 2}
                                                                       for d in ("a", "b")}, "cells": cells})
-    assert "| x | +2.00 ± 0.00 | +0.40 ± 0.21 | +1.20 ± 0.10 | +1.00 ± 0.00 | +0.010 ± 0.000 | met |" in table
+    assert "| x | +2.00 ± 0.00 | +0.40 ± 0.21 | +1.20 ± 0.10 | +1.00 ± 0.00 | +0.010 ± 0.000 | — | met |" in table
 
 
 def test_recipe_and_config_digests():
