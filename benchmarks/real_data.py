@@ -365,7 +365,8 @@ def save_record(record: dict[str, Any], path: Path) -> None:
     record["cells"] += [c for c in on_disk["cells"] if (c["data"], c["model"], c["seed"]) not in have
                         and key(c) not in gone and record["datasets"][c["data"]]["digest"] == c["setting"]]
     order = list(record["datasets"])
-    record["cells"].sort(key=lambda c: (order.index(c["data"]), c["model"] != Path(record["stock"]).stem, c["model"], c["seed"]))
+    stock = Path(record["stock"]).stem
+    record["cells"].sort(key=lambda c: (order.index(c["data"]), c["model"] != stock, c["model"], c["seed"]))
     record["updated"] = datetime.now().astimezone().isoformat(timespec="seconds")
     _write_atomic(path, json.dumps(record, indent=1, allow_nan=False) + "\n")
 
