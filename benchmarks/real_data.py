@@ -58,6 +58,11 @@ def scaled(model: str, scale: str) -> str:
     return model.replace("yolov8n", f"yolov8{scale}", 1)
 
 
+def weights_for(scale: str) -> Path:
+    """Where Ultralytics' COCO checkpoint of a scale sits beside the checkout (the default of --weights)."""
+    return SHARED / "weights" / f"yolov8{scale}.pt"
+
+
 def record_for(scale: str, quick: bool) -> Path:
     """The default record of a scale: yolov8n keeps the names it has always had, another scale gets its own file."""
     path = QUICK_RECORD if quick else RECORD
@@ -566,7 +571,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not args.report_only:
         if not weights.is_file():
             raise BenchmarkError(f"--weights {weights} does not exist: give Ultralytics' yolov8{args.scale}.pt "
-                                 f"(expected at {SHARED / 'weights' / f'yolov8{args.scale}.pt'})")
+                                 f"(expected at {weights_for(args.scale)})")
         for d in names:
             if not (shared / "datasets" / DATASETS[d]["yaml"]).is_file():
                 raise BenchmarkError(f"data set {d}: {shared / 'datasets' / DATASETS[d]['yaml']} does not exist; "
@@ -680,7 +685,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     args.record = args.record or str(record_for(args.scale, args.quick))
-    args.weights = args.weights or str(SHARED / "weights" / f"yolov8{args.scale}.pt")
+    args.weights = args.weights or str(weights_for(args.scale))
     try:
         run(args)
     except BenchmarkError as e:
