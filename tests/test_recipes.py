@@ -243,6 +243,65 @@ def test_dgqp_target_iou_against_hand_computation(gain):
     torch.testing.assert_close(loss[1], expected, rtol=1e-4, atol=1e-6)
 
 
+def test_dgqp_anchors_inbox_against_hand_computation():
+    """dgqp_anchors=inbox: I learns at the positives (their assigned box's IoU) and at every other anchor whose centre
+    lies inside an object (its box's largest IoU with such an object), BCE mean over all of them; C's loss unchanged."""
+    from yolo_gfl.criterion import inbox_iou_targets
+
+    options = dict(cls_loss="qfl", qfl_beta=0.0, cls_target="tal", cls_norm="sum", box_weight="target", dgqp=True,
+                   dgqp_target="iou")
+    fg_index, labels = torch.tensor([10, 20, 30]), torch.tensor([0, 2, 1])
+    gt_boxes = torch.tensor([[8.0, 8.0, 40.0, 40.0], [0.0, 0.0, 64.0, 64.0], [30.0, 20.0, 50.0, 60.0]])
+    soft = torch.tensor([0.9, 0.4, 0.7])
+    batch = make_batch()
+    losses = {}
+    for anchors_option in ("positives", "inbox"):
+        model = make_model(dgqp_anchors=anchors_option, **options)
+        crit = GFLDetectionLoss(model)
+        crit.assigner = RecordingAssigner(fg_index, labels, gt_boxes, scores=soft)
+        with torch.no_grad():
+            model.model[-1].dgqp.fc2.bias.fill_(0.3)
+        preds = model(batch["img"])
+        losses[anchors_option] = crit(preds, batch)[0][1]
+
+    anchors, strides = make_anchors(preds["feats"], model.stride, 0.5)
+    boxes_px = crit.bbox_decode(anchors, preds["boxes"].permute(0, 2, 1)).detach() * strides  # (2, a, 4)
+    centres = anchors * strides  # (a, 2) pixels
+    # the batch's objects in pixels (64 px images, normalised xywh in make_batch): image 0 two, image 1 one
+    objects = {0: [(0.3, 0.3, 0.4, 0.5), (0.7, 0.6, 0.3, 0.3)], 1: [(0.5, 0.5, 0.8, 0.6)]}
+    quality = preds["quality"][:, 0]
+    terms = []
+    for image in (0, 1):
+        xyxy = [torch.tensor([x - w / 2, y - h / 2, x + w / 2, y + h / 2]) * 64 for x, y, w, h in objects[image]]
+        for a in range(len(centres)):
+            if image == 0 and a in fg_index.tolist():
+                gt = gt_boxes[fg_index.tolist().index(a)]
+                target = bbox_iou(boxes_px[0, a], gt, xywh=False).clamp(0, 1).item()
+            else:
+                holding = [box for box in xyxy if (centres[a] > box[:2]).all() and (centres[a] < box[2:]).all()]
+                if not holding:
+                    continue
+                target = max(bbox_iou(boxes_px[image, a], box, xywh=False).clamp(0, 1).item() for box in holding)
+            q = quality[image, a]
+            terms.append(-(target * q.log() + (1 - target) * (1 - q).log()))
+    assert len(terms) > 3 * 4, "the hand example must have in-box anchors beyond the 3 positives"
+    by_hand_inbox = torch.stack(terms).mean()
+    q_pos = quality[0, fg_index]
+    iou_pos = bbox_iou(boxes_px[0, fg_index], gt_boxes, xywh=False).squeeze(-1).clamp(0, 1)
+    by_hand_pos = -(iou_pos * q_pos.log() + (1 - iou_pos) * (1 - q_pos).log()).mean()
+    # only the quality term differs between the two (cls gain 0.5, dgqp_gain 1, times batch size 2)
+    torch.testing.assert_close(losses["inbox"] - losses["positives"], (by_hand_inbox - by_hand_pos) * 0.5 * 2,
+                               rtol=1e-4, atol=1e-5)
+
+    # the pure function: an anchor inside two objects takes the larger IoU; outside all, 0
+    pred = torch.tensor([[[0.0, 0.0, 2.0, 2.0], [5.0, 5.0, 6.0, 6.0]]])
+    gts = torch.tensor([[[0.0, 0.0, 2.0, 4.0], [0.0, 0.0, 2.0, 2.0]]])
+    inside = torch.tensor([[[True, False], [True, False]]])
+    torch.testing.assert_close(inbox_iou_targets(pred, gts, inside), torch.tensor([[1.0, 0.0]]))
+    torch.testing.assert_close(inbox_iou_targets(pred, gts[:, :1], inside[:, :1]), torch.tensor([[0.5, 0.0]]))
+    torch.testing.assert_close(inbox_iou_targets(pred, gts[:, :0], inside[:, :0]), torch.zeros(1, 2))
+
+
 def test_dgqp_target_iou_gain0_is_stock_classification_loss_with_real_assignment():
     """With dgqp_gain=0 the decoupled DGQP leaves C's loss exactly stock's (real TAL assignment on C's scores), and
     the quality loss is what trains I: its gradient reaches DGQP only through the IoU term."""
@@ -270,6 +329,11 @@ def test_dgqp_target_needs_dgqp():
     assert validate_options({"dgqp": True, "dgqp_target": "iou"})["dgqp_gain"] == 1.0
     with pytest.raises(GFLOptionError, match="dgqp_lr_gain=10.0 .*add dgqp=True"):
         validate_options({"dgqp_lr_gain": 10})
+    with pytest.raises(GFLOptionError, match="dgqp_anchors='inbox' .*add dgqp_target=iou"):
+        validate_options({"dgqp": True, "dgqp_anchors": "inbox"})
+    with pytest.raises(GFLOptionError, match="dgqp_anchors"):
+        validate_options({"dgqp": True, "dgqp_target": "iou", "dgqp_anchors": "all"})
+    assert validate_options({"dgqp": True, "dgqp_target": "iou", "dgqp_anchors": "inbox"})["dgqp_anchors"] == "inbox"
     # as train-time overrides the model's own dgqp is not known yet: accepted here, checked when the model is built
     assert validate_options({"dgqp_target": "iou"}, overrides=True)["dgqp_target"] == "iou"
     with pytest.raises(GFLOptionError, match="add dgqp=True"):
@@ -280,17 +344,19 @@ def test_dgqp_target_needs_dgqp():
 
 @pytest.mark.slow
 def test_dgqp_target_iou_trains_through_the_ultralytics_trainer(coco128_yaml, tmp_path):
-    """A real epoch on coco128 with the decoupled quality branch: finite losses, and the checkpoint keeps the option."""
+    """A real epoch on coco128 with the decoupled quality branch taught at the in-box anchors: finite losses, and the
+    checkpoint keeps the options."""
     from yolo_gfl import YOLOGFL
 
     model = YOLOGFL("yolov8n-gfl.yaml")
     model.train(data=coco128_yaml, project=str(tmp_path), name="iouq", dgqp_target="iou", dgqp_gain=2.0,
-                **{**TINY_TRAIN, "val": False})
+                dgqp_anchors="inbox", **{**TINY_TRAIN, "val": False})
     losses = model.trainer.tloss  # Ultralytics 8.4: the epoch's mean loss items by name
     losses = torch.as_tensor(list(losses.values()) if isinstance(losses, dict) else losses)
     assert torch.isfinite(losses).all() and (losses > 0).all(), losses
     reloaded = YOLOGFL(str(model.trainer.last))
     assert reloaded.model.gfl_options["dgqp_target"] == "iou" and reloaded.model.gfl_options["dgqp_gain"] == 2.0
+    assert reloaded.model.gfl_options["dgqp_anchors"] == "inbox"
 
 
 @pytest.mark.slow

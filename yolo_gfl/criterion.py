@@ -41,6 +41,21 @@ from .options import TAL_EXPONENTS, validate_options
 __all__ = ["GFLDetectionLoss", "VFNetDetectionLoss", "iou_aware_targets"]
 
 
+def inbox_iou_targets(pred_bboxes: torch.Tensor, gt_bboxes: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+    """The IoU an in-box anchor's box has with its objects (``dgqp_anchors=inbox``).
+
+    Args:
+        pred_bboxes: (b, a, 4) predicted xyxy boxes, in the units of ``gt_bboxes`` (detached here: a target).
+        gt_bboxes: (b, n, 4) the batch's objects, xyxy, padded per image.
+        inside: (b, n, a) bool, anchor a's centre lies inside object n (padding rows all False).
+
+    Returns:
+        (b, a): the largest IoU of each anchor's box with an object that holds its centre; 0 where none does.
+    """
+    iou = bbox_iou(gt_bboxes.float()[:, :, None], pred_bboxes.detach().float()[:, None], xywh=False).squeeze(-1)
+    return (iou.clamp(0, 1) * inside).amax(1) if inside.shape[1] else iou.new_zeros(pred_bboxes.shape[:2])
+
+
 def iou_aware_targets(
     pred_bboxes: torch.Tensor, target_bboxes: torch.Tensor, target_labels: torch.Tensor, fg_mask: torch.Tensor, nc: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,14 +131,20 @@ class GFLDetectionLoss(v8DetectionLoss):
         return gt_labels, gt_bboxes, gt_bboxes.sum(2, keepdim=True).gt_(0.0)
 
     @staticmethod
-    def inside_objects(anchor_points: torch.Tensor, stride_tensor: torch.Tensor, gt_bboxes: torch.Tensor,
-                       mask_gt: torch.Tensor) -> torch.Tensor:
-        """(b, a) bool: anchors whose centre lies strictly inside some object's box (``fg_neg=bce_inbox``).
+    def inside_each_object(anchor_points: torch.Tensor, stride_tensor: torch.Tensor, gt_bboxes: torch.Tensor,
+                           mask_gt: torch.Tensor) -> torch.Tensor:
+        """(b, n, a) bool: anchor a's centre lies strictly inside object n's box (padding objects: False).
 
         ``gt_bboxes`` (b, n, 4) xyxy pixels and ``mask_gt`` (b, n, 1) as ``ground_truth`` returns them."""
         centres = (anchor_points * stride_tensor)[None, None]  # (1, 1, a, 2) pixels
         inside = (centres > gt_bboxes[:, :, None, :2]).all(-1) & (centres < gt_bboxes[:, :, None, 2:]).all(-1)
-        return (inside & mask_gt.bool()).any(1)  # (b, a)
+        return inside & mask_gt.bool()
+
+    @classmethod
+    def inside_objects(cls, anchor_points: torch.Tensor, stride_tensor: torch.Tensor, gt_bboxes: torch.Tensor,
+                       mask_gt: torch.Tensor) -> torch.Tensor:
+        """(b, a) bool: anchors whose centre lies strictly inside some object's box (``fg_neg=bce_inbox``)."""
+        return cls.inside_each_object(anchor_points, stride_tensor, gt_bboxes, mask_gt).any(1)
 
     def assign(
         self,
@@ -242,17 +263,32 @@ class GFLDetectionLoss(v8DetectionLoss):
         return iou[fg]  # VarifocalNet: the IoU (also what 'target' is with cls_target=iou)
 
     @staticmethod
-    def quality_iou_loss(quality: torch.Tensor, iou: torch.Tensor, fg_mask: torch.Tensor) -> torch.Tensor:
-        """``dgqp_target=iou``: BCE of DGQP's I (b, 1, a) towards each positive's box IoU (b, a), mean over positives.
+    def quality_iou_loss(quality: torch.Tensor, iou: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``dgqp_target=iou``: BCE of DGQP's I (b, 1, a) towards each taught anchor's box IoU (b, a), mean over them.
 
         The IoU-prediction loss of the IoU-aware single-stage detector (Wu, Li, Wang, Image and Vision Computing
         2020, arXiv:1912.05992; +1.7-1.9 AP and +2.2-2.5 AP75 on RetinaNet, COCO test-dev): BCE at the positive
-        samples only, the IoU detached so that the target does not pull the box.
-        Background anchors have no IoU to learn; their J stays low through C. 0 for a batch without positives."""
+        samples only (``mask`` = the positives), the IoU detached so that the target does not pull the box.
+        ``dgqp_anchors=inbox`` widens ``mask`` to every anchor inside an object. Background anchors have no IoU to
+        learn; their J stays low through C. 0 for a batch without taught anchors."""
         with torch.autocast(device_type=quality.device.type, enabled=False):
             q = quality.float().squeeze(1).clamp(1e-6, 1 - 1e-6)
-            bce = F.binary_cross_entropy(q, iou.detach().float(), reduction="none") * fg_mask
-            return bce.sum() / fg_mask.sum().clamp(min=1)
+            bce = F.binary_cross_entropy(q, iou.detach().float(), reduction="none") * mask
+            return bce.sum() / mask.sum().clamp(min=1)
+
+    def quality_targets(self, iou, fg_mask, pred_bboxes, anchor_points, stride_tensor, gt_bboxes, mask_gt):
+        """(b, a) IoU targets and (b, a) float mask of the anchors that teach the decoupled I (``dgqp_anchors``).
+
+        positives: TAL's positives and their assigned object's IoU. inbox: also every other anchor whose centre lies
+        inside an object, towards its box's largest IoU with such an object. Late in a fine-tune TAL's positives all
+        have IoUs near 0.86 (docs/real_data.md, "Does DGQP's I rank?"), so I taught there learns their mean; the
+        in-box anchors carry the mediocre boxes it has to rank below them."""
+        if self.options["dgqp_anchors"] == "positives":
+            return iou, fg_mask.float()
+        inside = self.inside_each_object(anchor_points, stride_tensor, gt_bboxes, mask_gt)  # (b, n, a)
+        inbox_iou = inbox_iou_targets(pred_bboxes * stride_tensor, gt_bboxes, inside)
+        fg = fg_mask.bool()
+        return torch.where(fg, iou, inbox_iou), (fg | inside.any(1)).float()
 
     def get_assigned_targets_and_loss(self, preds: dict[str, torch.Tensor], batch: dict[str, Any], **assign_kwargs):
         """Compute (box, cls, dfl) losses with IoU-aware targets; same return contract as ``v8DetectionLoss``."""
@@ -298,7 +334,8 @@ class GFLDetectionLoss(v8DetectionLoss):
         loss[2] = (dfl.view(-1, 4).mean(-1) * weight).sum() / weight_sum
         loss = self.scaled(loss)
         if decoupled:  # reported within the cls item, as the three loss names are Ultralytics'
-            loss[1] = loss[1] + self.hyp.cls * o["dgqp_gain"] * self.quality_iou_loss(quality, iou, fg_mask)
+            q_iou, q_mask = self.quality_targets(iou, fg_mask, pred_bboxes, anchor_points, stride_tensor, *gt[1:])
+            loss[1] = loss[1] + self.hyp.cls * o["dgqp_gain"] * self.quality_iou_loss(quality, q_iou, q_mask)
         return (
             (fg_mask, target_gt_idx, target_bboxes, anchor_points, stride_tensor),
             loss,

@@ -96,6 +96,14 @@ OPTIONS: dict[str, Option] = {
         "its own loss and assigner input, and I alone learns each positive's box IoU by BCE (weight dgqp_gain)",
         choices=("joint", "iou"),
     ),
+    "dgqp_anchors": Option(
+        "positives",
+        str,
+        "dgqp_target=iou: the anchors where I learns its box's IoU. positives (the IoU-aware single-stage detector): "
+        "the assigner's positives; inbox: also every other anchor whose centre lies inside an object, towards its "
+        "box's largest IoU with such an object, so that I sees the mediocre boxes it has to rank down",
+        choices=("positives", "inbox"),
+    ),
     "dgqp_lr_gain": Option(
         1.0, float, "DGQP: learning-rate multiplier of its parameters. Fine-tuning COCO weights, the branch is the one "
         "new part and sees a few hundred steps at the fine-tune's small rate (AdamW ~6e-4 under optimizer=auto): "
@@ -241,6 +249,11 @@ def _combination_errors(checked: dict[str, Any]) -> list[tuple[tuple[str, ...], 
         errors.append((("dgqp_target", "dgqp"),
                        f"yolo_gfl option dgqp_target={checked['dgqp_target']!r} chooses what teaches DGQP's quality I, "
                        "but dgqp=False: add dgqp=True, or leave dgqp_target at 'joint'."))
+    if checked["dgqp_anchors"] != "positives" and checked["dgqp_target"] != "iou":
+        errors.append((("dgqp_anchors", "dgqp_target"),
+                       f"yolo_gfl option dgqp_anchors={checked['dgqp_anchors']!r} chooses where the decoupled I learns "
+                       f"the box IoU, but dgqp_target={checked['dgqp_target']!r}: add dgqp_target=iou (with "
+                       "dgqp=True), or leave dgqp_anchors at 'positives'."))
     if checked["dgqp_lr_gain"] != 1.0 and not checked["dgqp"]:
         errors.append((("dgqp_lr_gain", "dgqp"),
                        f"yolo_gfl option dgqp_lr_gain={checked['dgqp_lr_gain']} scales DGQP's learning rate, but "
