@@ -38,7 +38,7 @@ from .assigners import ATSSAssigner
 from .losses import distribution_focal_loss, quality_focal_loss, varifocal_loss
 from .options import TAL_EXPONENTS, validate_options
 
-__all__ = ["GFLDetectionLoss", "VFNetDetectionLoss", "iou_aware_targets"]
+__all__ = ["GFLDetectionLoss", "VFNetDetectionLoss", "inbox_iou_targets", "iou_aware_targets"]
 
 
 def inbox_iou_targets(pred_bboxes: torch.Tensor, gt_bboxes: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
@@ -276,7 +276,16 @@ class GFLDetectionLoss(v8DetectionLoss):
             bce = F.binary_cross_entropy(q, iou.detach().float(), reduction="none") * mask
             return bce.sum() / mask.sum().clamp(min=1)
 
-    def quality_targets(self, iou, fg_mask, pred_bboxes, anchor_points, stride_tensor, gt_bboxes, mask_gt):
+    def quality_targets(
+        self,
+        iou: torch.Tensor,
+        fg_mask: torch.Tensor,
+        pred_bboxes: torch.Tensor,
+        anchor_points: torch.Tensor,
+        stride_tensor: torch.Tensor,
+        gt_bboxes: torch.Tensor,
+        mask_gt: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(b, a) IoU targets and (b, a) float mask of the anchors that teach the decoupled I (``dgqp_anchors``).
 
         positives: TAL's positives and their assigned object's IoU. inbox: also every other anchor whose centre lies
