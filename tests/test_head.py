@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from yolo_gfl.nn import DGQP, GFLDetect, GFLDetectionModel, build_detection_model
-from yolo_gfl.nn.head import insertion_largest_k, largest_k
+from yolo_gfl.nn.head import FeatureQuality, insertion_largest_k, largest_k
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +127,66 @@ def test_swapped_head_keeps_ultralytics_batchnorm_settings(models):
     stock = [(m.eps, m.momentum) for m in models[""].modules() if isinstance(m, nn.BatchNorm2d)]
     ours = [(m.eps, m.momentum) for m in models["gfl"].modules() if isinstance(m, nn.BatchNorm2d)]
     assert ours == stock and set(ours) == {(1e-3, 0.03)}
+
+
+def feature_quality_model(**options) -> GFLDetectionModel:
+    from yolo_gfl.configs import load_model_cfg
+
+    torch.manual_seed(0)
+    cfg = load_model_cfg("yolov8n.yaml")
+    cfg["gfl"] = {"dgqp": True, "dgqp_input": "features", "dgqp_target": "iou", **options}
+    return GFLDetectionModel(cfg, verbose=False)
+
+
+def test_feature_quality_reads_the_box_tower_and_keeps_the_stock_outputs(models):
+    """dgqp_input=features: boxes and class logits are exactly stock YOLOv8's; I is sigmoid of a 3x3 conv on the input
+    of each level's last box conv, computed here by hand; the eval score is sigmoid(C) x I; a fresh I is constant."""
+    stock, model = models[""].eval(), feature_quality_model().eval()
+    head = model.model[-1]
+    assert isinstance(head.dgqp, FeatureQuality)
+    assert [c.kernel_size for c in head.dgqp.convs] == [(3, 3)] * 3
+    missing, unexpected = model.load_state_dict(stock.state_dict(), strict=False)
+    assert not unexpected and set(missing) == {k for k in model.state_dict() if ".dgqp." in k}
+    x = torch.rand(2, 3, 96, 128)
+    with torch.no_grad():
+        y, preds = model(x)
+        torch.testing.assert_close(preds["quality"], torch.full_like(preds["quality"], 0.95))  # zero weights at first
+        levels = [head.cv2[i][1](head.cv2[i][0](f)) for i, f in enumerate(preds["feats"])]
+        scale = max(f.std().item() for f in levels)  # a fresh tower's features are tiny: size I's weights to them
+        for conv in head.dgqp.convs:  # give I something to read
+            conv.weight.normal_(std=0.5 / scale)
+        y, preds = model(x)
+        y_stock, preds_stock = stock(x)
+        torch.testing.assert_close(preds["boxes"], preds_stock["boxes"])
+        torch.testing.assert_close(preds["scores"], preds_stock["scores"])
+        torch.testing.assert_close(y[:, :4], y_stock[:, :4])
+        by_hand = torch.cat([torch.nn.functional.conv2d(f, c.weight, c.bias, padding=1).flatten(2)
+                             for f, c in zip(levels, head.dgqp.convs)], -1).sigmoid()
+        assert by_hand.shape == (2, 1, y.shape[-1]) and by_hand.std() > 0.01
+        torch.testing.assert_close(preds["quality"], by_hand)
+        torch.testing.assert_close(y[:, 4:], preds["scores"].sigmoid() * by_hand)
+        fused = model.fuse()(x)[0]  # Conv+BN folded: the split of the box tower still holds
+    torch.testing.assert_close(fused, y, atol=1e-4, rtol=1e-4)
+
+
+def test_feature_quality_gradient_reaches_the_box_tower_not_the_class_tower():
+    model = feature_quality_model().train()
+    head = model.model[-1]
+    for conv in head.dgqp.convs:
+        torch.nn.init.normal_(conv.weight)
+    preds = model(torch.rand(1, 3, 64, 64))
+    preds["quality"].sum().backward()
+    assert head.dgqp.convs[0].weight.grad.abs().sum() > 0
+    assert head.cv2[0][0].conv.weight.grad.abs().sum() > 0  # I shares the box tower, as the box distributions do
+    assert head.cv2[0][-1].weight.grad is None  # the distributions' own conv is beside I, not under it
+    assert head.cv3[0][0].conv.weight.grad is None
+
+
+def test_feature_quality_needs_dgqp():
+    from yolo_gfl.options import GFLOptionError, validate_options
+
+    with pytest.raises(GFLOptionError, match="dgqp_input='features' .*add dgqp=True"):
+        validate_options({"dgqp_input": "features"})
+    with pytest.raises(GFLOptionError, match="dgqp_input"):
+        validate_options({"dgqp": True, "dgqp_input": "conv"})
+    assert validate_options({"dgqp": True, "dgqp_input": "features"})["dgqp_input"] == "features"

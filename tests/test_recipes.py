@@ -343,20 +343,27 @@ def test_dgqp_target_needs_dgqp():
 
 
 @pytest.mark.slow
-def test_dgqp_target_iou_trains_through_the_ultralytics_trainer(coco128_yaml, tmp_path):
-    """A real epoch on coco128 with the decoupled quality branch taught at the in-box anchors: finite losses, and the
-    checkpoint keeps the options."""
+@pytest.mark.parametrize("dgqp_input", ["distribution", "features"])
+def test_dgqp_target_iou_trains_through_the_ultralytics_trainer(coco128_yaml, tmp_path, dgqp_input):
+    """A real epoch on coco128 with the decoupled quality branch (read from the box distributions, or from the box
+    features) taught at the in-box anchors: finite losses, I moved, and the checkpoint keeps the options."""
     from yolo_gfl import YOLOGFL
 
     model = YOLOGFL("yolov8n-gfl.yaml")
     model.train(data=coco128_yaml, project=str(tmp_path), name="iouq", dgqp_target="iou", dgqp_gain=2.0,
-                dgqp_anchors="inbox", **{**TINY_TRAIN, "val": False})
+                dgqp_anchors="inbox", dgqp_input=dgqp_input, dgqp_lr_gain=10.0, **{**TINY_TRAIN, "val": False})
     losses = model.trainer.tloss  # Ultralytics 8.4: the epoch's mean loss items by name
     losses = torch.as_tensor(list(losses.values()) if isinstance(losses, dict) else losses)
     assert torch.isfinite(losses).all() and (losses > 0).all(), losses
     reloaded = YOLOGFL(str(model.trainer.last))
     assert reloaded.model.gfl_options["dgqp_target"] == "iou" and reloaded.model.gfl_options["dgqp_gain"] == 2.0
     assert reloaded.model.gfl_options["dgqp_anchors"] == "inbox"
+    assert reloaded.model.gfl_options["dgqp_input"] == dgqp_input
+    head = reloaded.model.model[-1]
+    assert type(head.dgqp).__name__ == {"distribution": "DGQP", "features": "FeatureQuality"}[dgqp_input]
+    start = math.log(0.95 / 0.05)  # the output bias every quality branch starts from (dgqp_init)
+    output_biases = [v.item() for k, v in head.dgqp.state_dict().items() if k.endswith("bias") and v.numel() == 1]
+    assert output_biases and any(abs(b - start) > 1e-3 for b in output_biases), output_biases
 
 
 @pytest.mark.slow

@@ -88,6 +88,14 @@ OPTIONS: dict[str, Option] = {
     "dgqp_init": Option(
         0.95, float, "DGQP: initial quality I of a fresh model, so that J starts near C", low=0.01, high=0.999
     ),
+    "dgqp_input": Option(
+        "distribution",
+        str,
+        "what the quality I is read from. distribution (GFLv2's DGQP): the top-k statistics of the four box "
+        "distributions; features (the IoU-aware single-stage detector): a 3x3 conv on each level's box-tower feature, "
+        "beside the conv that outputs the distributions. Needs dgqp=True",
+        choices=("distribution", "features"),
+    ),
     "dgqp_target": Option(
         "joint",
         str,
@@ -249,6 +257,10 @@ def _combination_errors(checked: dict[str, Any]) -> list[tuple[tuple[str, ...], 
         errors.append((("dgqp_target", "dgqp"),
                        f"yolo_gfl option dgqp_target={checked['dgqp_target']!r} chooses what teaches DGQP's quality I, "
                        "but dgqp=False: add dgqp=True, or leave dgqp_target at 'joint'."))
+    if checked["dgqp_input"] != "distribution" and not checked["dgqp"]:
+        errors.append((("dgqp_input", "dgqp"),
+                       f"yolo_gfl option dgqp_input={checked['dgqp_input']!r} chooses what the quality I is read from, "
+                       "but dgqp=False: add dgqp=True, or leave dgqp_input at 'distribution'."))
     if checked["dgqp_anchors"] != "positives" and checked["dgqp_target"] != "iou":
         errors.append((("dgqp_anchors", "dgqp_target"),
                        f"yolo_gfl option dgqp_anchors={checked['dgqp_anchors']!r} chooses where the decoupled I learns "

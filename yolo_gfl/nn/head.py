@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 from ultralytics.nn.modules.head import Detect
 
-__all__ = ["DGQP", "GFLDetect", "largest_k", "insertion_largest_k"]
+__all__ = ["DGQP", "FeatureQuality", "GFLDetect", "largest_k", "insertion_largest_k"]
 
 
 def largest_k(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
@@ -97,6 +97,36 @@ class DGQP(nn.Module):
         return self.fc2(hidden).float().sigmoid().transpose(1, 2)
 
 
+class FeatureQuality(nn.Module):
+    """Localisation quality I read from the box tower's last feature map, not from the box distributions.
+
+    The IoU-aware single-stage detector (Wu, Li, Wang, Image and Vision Computing 2020, Sec. 3.1) predicts each anchor's
+    IoU with one 3x3 conv beside the regression output, on the same regression feature. Here that feature is the input
+    of each level's last ``cv2`` conv, so the box distributions and I share the whole box tower. ``dgqp_input=features``
+    puts this predictor where DGQP sits; everything that teaches and ranks by I (``dgqp_target``, ``dgqp_anchors``,
+    ``dgqp_lr_gain``, J = sigmoid(C) x I) is unchanged.
+
+    Args:
+        channels: channels of each level's box feature (the input of ``cv2[i][-1]``).
+        init_quality: the I a fresh predictor outputs (as :class:`DGQP`).
+    """
+
+    def __init__(self, channels: tuple[int, ...], init_quality: float = 0.95):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(c, 1, 3, padding=1) for c in channels)
+        # Constant at first, so that a model from stock weights starts ranking as stock. Zero weights, not DGQP's
+        # std 0.01: over 3 x 3 x 64 pretrained features of unit scale that already spreads I over 0.73-0.99.
+        for conv in self.convs:
+            nn.init.zeros_(conv.weight)
+            nn.init.constant_(conv.bias, math.log(init_quality / (1 - init_quality)))
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """Quality I: per-level (B, C_i, H_i, W_i) box features -> (B, 1, A) in (0, 1), float32 (see DGQP.forward)."""
+        b = features[0].shape[0]
+        logits = torch.cat([conv(f).view(b, 1, -1) for conv, f in zip(self.convs, features)], -1)
+        return logits.float().sigmoid()
+
+
 class GFLDetect(Detect):
     """YOLOv8 ``Detect`` with an optional DGQP branch; without it the outputs are exactly the stock ones.
 
@@ -114,9 +144,17 @@ class GFLDetect(Detect):
         dgqp_topk: int = 4,
         dgqp_hidden: int = 64,
         dgqp_init: float = 0.95,
+        dgqp_input: str = "distribution",
     ):
         super().__init__(nc=nc, reg_max=reg_max, end2end=end2end, ch=ch)
-        self.dgqp = DGQP(reg_max, dgqp_topk, dgqp_hidden, dgqp_init) if dgqp else None
+        if not dgqp:
+            self.dgqp = None
+        elif dgqp_input == "features":
+            self.dgqp = FeatureQuality(tuple(seq[-1].in_channels for seq in self.cv2), dgqp_init)
+        elif dgqp_input == "distribution":
+            self.dgqp = DGQP(reg_max, dgqp_topk, dgqp_hidden, dgqp_init)
+        else:
+            raise ValueError(f"dgqp_input={dgqp_input!r} must be 'distribution' or 'features'")
         # Ranking exponent a of J = sigmoid(C) x I^a; 1 is GFLv2's score. Not an option: it changes no training, and
         # benchmarks/quality_power.py measures it on trained checkpoints (the IoU-aware single-stage detector tunes
         # the same balance, C^(1-alpha) x IoU^alpha, which ranks as C x IoU^(alpha / (1 - alpha))).
@@ -136,11 +174,18 @@ class GFLDetect(Detect):
         return new
 
     def forward_head(self, x, box_head=None, cls_head=None) -> dict[str, torch.Tensor]:
-        """Stock head outputs, plus the DGQP quality I under ``"quality"`` when the branch is on."""
-        preds = super().forward_head(x, box_head, cls_head)
-        if self.dgqp is not None and preds:
-            preds["quality"] = self.dgqp(preds["boxes"])
-        return preds
+        """Stock head outputs, plus the quality I under ``"quality"`` when the branch is on."""
+        if not isinstance(self.dgqp, FeatureQuality) or box_head is None or cls_head is None:
+            preds = super().forward_head(x, box_head, cls_head)
+            if self.dgqp is not None and preds:
+                preds["quality"] = self.dgqp(preds["boxes"])
+            return preds
+        # dgqp_input=features: stop each box tower before its last conv, whose input I reads too.
+        bs = x[0].shape[0]
+        box_features = [box_head[i][:-1](x[i]) for i in range(self.nl)]
+        boxes = torch.cat([box_head[i][-1](f).view(bs, 4 * self.reg_max, -1) for i, f in enumerate(box_features)], -1)
+        scores = torch.cat([cls_head[i](x[i]).view(bs, self.nc, -1) for i in range(self.nl)], -1)
+        return {"boxes": boxes, "scores": scores, "feats": x, "quality": self.dgqp(box_features)}
 
     def _inference(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
         """Decoded boxes and the ranking score: J = sigmoid(C) x I with DGQP, else sigmoid(C)."""
