@@ -190,3 +190,22 @@ def test_feature_quality_needs_dgqp():
     with pytest.raises(GFLOptionError, match="dgqp_input"):
         validate_options({"dgqp": True, "dgqp_input": "conv"})
     assert validate_options({"dgqp": True, "dgqp_input": "features"})["dgqp_input"] == "features"
+
+
+def test_quality_power_option_sets_the_ranking_exponent():
+    """quality_power=3 in the gfl: section: the eval score is sigmoid(C) x I^3; without DGQP it is refused."""
+    from yolo_gfl.options import GFLOptionError, validate_options
+
+    model = feature_quality_model(quality_power=3.0).eval()
+    head = model.model[-1]
+    assert head.quality_power == 3.0 and model.yaml["gfl"]["quality_power"] == 3.0  # travels in checkpoints
+    for conv in head.dgqp.convs:
+        torch.nn.init.normal_(conv.bias, mean=1.0, std=1.0)  # I away from one constant, so the power shows
+    with torch.no_grad():
+        y, preds = model(torch.rand(1, 3, 64, 64))
+    assert preds["quality"].std() > 0.01
+    torch.testing.assert_close(y[:, 4:], preds["scores"].sigmoid() * preds["quality"] ** 3)
+    with pytest.raises(GFLOptionError, match="quality_power=2.0 .*add dgqp=True"):
+        validate_options({"quality_power": 2})
+    with pytest.raises(GFLOptionError, match="quality_power"):
+        validate_options({"dgqp": True, "quality_power": -1})

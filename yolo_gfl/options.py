@@ -112,6 +112,12 @@ OPTIONS: dict[str, Option] = {
         "box's largest IoU with such an object, so that I sees the mediocre boxes it has to rank down",
         choices=("positives", "inbox"),
     ),
+    "quality_power": Option(
+        1.0, float, "ranking exponent a of the quality in the score J = sigmoid(C) x I^a (1: GFLv2's J = C x I). Changes "
+        "no training, only how detections are ranked and kept; a learnt I spans a narrower range than C, so a > 1 lets "
+        "it count (the IoU-aware single-stage detector tunes the same balance as C^(1-alpha) x IoU^alpha). "
+        "benchmarks/quality_power.py measures it on trained checkpoints. Needs dgqp=True", low=0.0, high=10.0,
+    ),
     "dgqp_lr_gain": Option(
         1.0, float, "DGQP: learning-rate multiplier of its parameters. Fine-tuning COCO weights, the branch is the one "
         "new part and sees a few hundred steps at the fine-tune's small rate (AdamW ~6e-4 under optimizer=auto): "
@@ -266,6 +272,10 @@ def _combination_errors(checked: dict[str, Any]) -> list[tuple[tuple[str, ...], 
                        f"yolo_gfl option dgqp_anchors={checked['dgqp_anchors']!r} chooses where the decoupled I learns "
                        f"the box IoU, but dgqp_target={checked['dgqp_target']!r}: add dgqp_target=iou (with "
                        "dgqp=True), or leave dgqp_anchors at 'positives'."))
+    if checked["quality_power"] != 1.0 and not checked["dgqp"]:
+        errors.append((("quality_power", "dgqp"),
+                       f"yolo_gfl option quality_power={checked['quality_power']} is the exponent of the quality I in "
+                       "the score, but dgqp=False: add dgqp=True, or leave quality_power at 1."))
     if checked["dgqp_lr_gain"] != 1.0 and not checked["dgqp"]:
         errors.append((("dgqp_lr_gain", "dgqp"),
                        f"yolo_gfl option dgqp_lr_gain={checked['dgqp_lr_gain']} scales DGQP's learning rate, but "

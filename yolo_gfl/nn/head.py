@@ -145,6 +145,7 @@ class GFLDetect(Detect):
         dgqp_hidden: int = 64,
         dgqp_init: float = 0.95,
         dgqp_input: str = "distribution",
+        quality_power: float = 1.0,
     ):
         super().__init__(nc=nc, reg_max=reg_max, end2end=end2end, ch=ch)
         if not dgqp:
@@ -155,10 +156,9 @@ class GFLDetect(Detect):
             self.dgqp = DGQP(reg_max, dgqp_topk, dgqp_hidden, dgqp_init)
         else:
             raise ValueError(f"dgqp_input={dgqp_input!r} must be 'distribution' or 'features'")
-        # Ranking exponent a of J = sigmoid(C) x I^a; 1 is GFLv2's score. Not an option: it changes no training, and
-        # benchmarks/quality_power.py measures it on trained checkpoints (the IoU-aware single-stage detector tunes
-        # the same balance, C^(1-alpha) x IoU^alpha, which ranks as C x IoU^(alpha / (1 - alpha))).
-        self.quality_power = 1.0
+        # Ranking exponent a of J = sigmoid(C) x I^a (option quality_power; 1 is GFLv2's score). It changes no training,
+        # so benchmarks/quality_power.py sets it on trained checkpoints to measure it.
+        self.quality_power = float(quality_power)
 
     @classmethod
     def from_detect(cls, head: Detect, **options) -> GFLDetect:

@@ -53,6 +53,7 @@ class GFLDetectionModel(DetectionModel):
                 dgqp_hidden=options["dgqp_hidden"],
                 dgqp_init=options["dgqp_init"],
                 dgqp_input=options["dgqp_input"],
+                quality_power=options["quality_power"],
             )
         initialize_weights(self.model[-1])  # Ultralytics' BatchNorm eps/momentum for the layers built after its pass
         if verbose:
