@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from yolo_gfl.data import synthetic_dataset
-from yolo_gfl.zoo import ZOO_CSV_COLUMNS, ZooError, default_models, run_zoo
+from yolo_gfl.zoo import ZOO_CSV_COLUMNS, ZooCellError, ZooError, default_models, run_zoo
 
 TINY = dict(epochs=1, imgsz=64, batch=8, workers=0, device="cpu", latency_runs=5)
 MODELS = ["yolov8n.yaml", "yolov8n-gfl.yaml"]
@@ -158,6 +158,29 @@ def test_parallel_cells_give_the_serial_figures(zoo, data, tmp_path, capsys):
     assert "at a time" not in (zoo[0] / "zoo.md").read_text()  # the serial zoo says nothing of the kind
     with pytest.raises(ZooError, match="jobs"):
         run_zoo(models=MODELS, data=data, seeds=0, project=tmp_path, name="bad", jobs=0, **TINY)
+
+
+def test_parallel_cells_find_the_label_caches_built(tmp_path, monkeypatch):
+    """With jobs=2 the driver scans a fresh data set's labels before any cell starts: two cells building the same
+    label cache at once race, and one stops (FileNotFoundError in Ultralytics' save_dataset_cache_file)."""
+    import yolo_gfl.zoo.runner as runner
+
+    fresh = str(synthetic_dataset(n_train=4, n_val=2, imgsz=64, seed=1, root=tmp_path / "ds", progress=False))
+    caches = lambda: sorted(p.name for p in (tmp_path / "ds").rglob("*.cache"))  # noqa: E731
+    assert caches() == []
+    seen = []
+    monkeypatch.setattr(runner.subprocess, "Popen", lambda *a, **k: seen.append(caches()) or _Exited())
+    with pytest.raises(ZooCellError):  # the stand-in cells write no result
+        run_zoo(models=MODELS, data=fresh, seeds=0, project=tmp_path, name="caches", jobs=2, verbose=False, **TINY)
+    assert len(seen) == 2 and seen[0] == seen[1] == ["train.cache", "val.cache"], seen
+    runner.build_label_caches("coco128.yaml")  # a named set is left to the cells (it may have to be fetched)
+
+
+class _Exited:
+    returncode = 1
+
+    def poll(self):
+        return 1
 
 
 def test_bad_requests_fail_up_front(zoo, data, tmp_path):

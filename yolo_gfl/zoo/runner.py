@@ -17,6 +17,22 @@ from .request import Cell, ZooCellError, check_folder, check_request
 from .tables import aggregate, fmt
 
 
+def build_label_caches(data: str) -> None:
+    """Scan a data set's train and val labels once, here, so that cells started side by side find Ultralytics' label
+    caches (``*.cache`` beside the labels) ready. Two cells scanning a data set that has none race to replace the same
+    file, and the loser stops with FileNotFoundError in ``save_dataset_cache_file`` (seen with ``jobs=2`` on coco128).
+    Only a YAML on disk is scanned; a named Ultralytics set is fetched by the first cell, as before."""
+    if not Path(data).is_file():
+        return
+    from ultralytics.data.dataset import YOLODataset
+    from ultralytics.data.utils import check_det_dataset
+
+    info = check_det_dataset(data)
+    for split in ("train", "val"):
+        if info.get(split):  # building the dataset reads or writes its label cache; no image is loaded
+            YOLODataset(img_path=info[split], data=info, imgsz=32, augment=False, prefix=f"zoo {split}: ")
+
+
 def run_zoo(
     models: Any = None,
     data: Any = None,
@@ -102,6 +118,8 @@ def run_zoo(
                   f"{done['mAP50-95'] * 100:.1f}, COCO AP {fmt(done.get('coco_AP'), None, 100)}, "
                   f"Spearman {fmt(done.get('spearman'), None, 1, 3)}, latency {done['latency_ms']:.1f} ms", flush=True)
 
+    if req.jobs > 1 and any(read_cell(cell_root / f"{c.key}.json") is None for _, c in pending):
+        build_label_caches(req.data)
     try:
         while pending or running:
             while pending and len(running) < req.jobs:
