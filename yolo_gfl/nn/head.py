@@ -8,7 +8,9 @@ Per anchor the head predicts, as stock YOLOv8 does,
 and, with DGQP (GFLv2, Li et al., CVPR 2021, Sec. 3.2), a localisation quality I computed from the shape of those
 distributions: a sharp distribution means a confident box. For each side the top-k softmax probabilities and their
 mean (k = 4: 20 numbers per anchor) go through FC(20 -> 64) -> ReLU -> FC(64 -> 1) -> sigmoid. The class output is
-J = sigmoid(C) x I, a probability.
+J = sigmoid(C) x I^a (a = ``quality_power``, 1 by default: GFLv2's J = C x I), a probability. With
+``dgqp_input=features`` I is read instead from the box tower's last feature map by one 3x3 conv
+(:class:`FeatureQuality`, after the IoU-aware single-stage detector), in the place of DGQP.
 
 The eval output keeps Ultralytics' layout (B, 4 + nc, anchors) with J in place of sigmoid(C), so the stock validator,
 predictor, NMS and exporters rank detections by the IoU-aware score without knowing about it. Layer names ``cv2``,
@@ -128,10 +130,11 @@ class FeatureQuality(nn.Module):
 
 
 class GFLDetect(Detect):
-    """YOLOv8 ``Detect`` with an optional DGQP branch; without it the outputs are exactly the stock ones.
+    """YOLOv8 ``Detect`` with an optional quality branch (DGQP or FeatureQuality); without it the outputs are exactly
+    the stock ones.
 
-    Training output: Ultralytics' dict ``{"boxes", "scores", "feats"}`` plus ``"quality"`` (B, 1, A) when DGQP is on.
-    Eval output: (B, 4 + nc, A) with class scores J = sigmoid(C) x I (or sigmoid(C) without DGQP).
+    Training output: Ultralytics' dict ``{"boxes", "scores", "feats"}`` plus ``"quality"`` (B, 1, A) with the branch.
+    Eval output: (B, 4 + nc, A) with class scores J = sigmoid(C) x I^a (or sigmoid(C) without the branch).
     """
 
     def __init__(
@@ -188,7 +191,7 @@ class GFLDetect(Detect):
         return {"boxes": boxes, "scores": scores, "feats": x, "quality": self.dgqp(box_features)}
 
     def _inference(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Decoded boxes and the ranking score: J = sigmoid(C) x I with DGQP, else sigmoid(C)."""
+        """Decoded boxes and the ranking score: J = sigmoid(C) x I^quality_power with the branch, else sigmoid(C)."""
         scores = x["scores"].sigmoid()
         if "quality" in x:
             quality = x["quality"].to(scores.dtype)  # keep the head's dtype (half export/inference)
