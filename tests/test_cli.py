@@ -201,10 +201,17 @@ def test_bare_resume_continues_a_killed_run_with_its_variant(tmp_path, coco128_y
         assert proc.poll() is None, "training ended before its first checkpoint"
         assert time.monotonic() < deadline, "no last.pt after 7 minutes"
         time.sleep(0.05)
-    time.sleep(0.5)  # let the save finish writing
+    while True:  # freeze the run, and kill it once the checkpoint on disk is whole: a fixed wait lost the race on a
+        os.kill(proc.pid, signal.SIGSTOP)  # loaded machine (a half-written last.pt, 'Ran out of input')
+        try:
+            killed_at = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
+            break
+        except Exception:  # noqa: BLE001 -- still being written
+            assert time.monotonic() < deadline, "last.pt never loaded"
+            os.kill(proc.pid, signal.SIGCONT)
+            time.sleep(0.1)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(60)
-    killed_at = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
     assert 0 <= killed_at < 5, "the run finished before the kill; nothing left to resume"
 
     r = run(["train", "resume", f"model={last}"], tmp_path)

@@ -10,6 +10,7 @@ come from ``benchmarks/export_table.py``, which uses :func:`compare_predictions`
 from __future__ import annotations
 
 from importlib.util import find_spec
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -137,6 +138,23 @@ def within_tolerance(stats: dict[str, Any]) -> bool:
         stats["box"]))
 
 
+def openvino_in_f32(exported: Any, file: str) -> str:
+    """Recompile a loaded ``YOLO(<openvino folder>)``'s network with float32 inference; return the CPU's default
+    precision. The comparison checks the converted graph, not the runtime's arithmetic: on CPUs with bf16 units
+    (Intel AMX, e.g. Sapphire Rapids Xeons) OpenVINO runs float models in bf16 by default, and Ultralytics keeps that
+    default on Linux, so boxes move by pixels and scores near conf flip, for any float model."""
+    import openvino as ov
+
+    core = ov.Core()
+    default = str(core.get_property("CPU", "INFERENCE_PRECISION_HINT"))
+    backend = exported.predictor.model.backend  # Ultralytics 8.4's AutoBackend -> its OpenVINO backend
+    network = core.read_model(str(next(Path(file).glob("*.xml"))))
+    backend.ov_compiled_model = core.compile_model(
+        network, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": ov.Type.f32}
+    )
+    return {"bfloat16": "bf16", "float32": "f32", "float16": "f16"}.get(default, default)
+
+
 def export_and_compare(weights: str, fmt: str, images: list[str], imgsz: int = 160, conf: float = 0.25,
                        **export_args: Any) -> dict[str, Any]:
     """Export ``weights`` to ``fmt`` as a user would, predict ``images`` with the file through plain Ultralytics
@@ -172,6 +190,11 @@ def export_and_compare(weights: str, fmt: str, images: list[str], imgsz: int = 1
     kwargs = dict(imgsz=imgsz, conf=conf, device="cpu", verbose=False)
     reference = model.predict(images, **kwargs)
     exported = YOLO(file, task="detect")
+    note = ""
+    if fmt == "openvino":
+        exported.predict(images[0], **kwargs)  # sets up Ultralytics' OpenVINO backend
+        default = openvino_in_f32(exported, file)
+        note = f"; OpenVINO run in f32, this CPU's default being {default}" if default != "f32" else ""
     stats = [compare_predictions(r, exported.predict(img, **kwargs)[0], conf) for r, img in zip(reference, images)]
     total = {
         "matched": sum(s["matched"] for s in stats),
@@ -180,6 +203,6 @@ def export_and_compare(weights: str, fmt: str, images: list[str], imgsz: int = 1
         "score": max(s["score"] for s in stats),
     }
     detail = (f"{total['matched']} detections on {len(images)} images, max box diff {total['box']:.2g} px, "
-              f"max score diff {total['score']:.2g}, unmatched {total['unmatched']}")
+              f"max score diff {total['score']:.2g}, unmatched {total['unmatched']}{note}")
     status = "works" if within_tolerance(total) and total["matched"] > 0 else "mismatch"
     return {"status": status, "detail": detail, "file": str(file), **total}
