@@ -209,3 +209,25 @@ def test_quality_power_option_sets_the_ranking_exponent():
         validate_options({"quality_power": 2})
     with pytest.raises(GFLOptionError, match="quality_power"):
         validate_options({"dgqp": True, "quality_power": -1})
+
+
+@pytest.mark.parametrize("dgqp_input", ["distribution", "features"])
+def test_dgqp_detach_keeps_the_quality_loss_out_of_the_detector(dgqp_input):
+    """dgqp_detach=True: I's gradient trains the branch and nothing under it; without it, it reaches the box tower."""
+    from yolo_gfl.options import GFLOptionError, validate_options
+
+    grads = {}
+    for detach in (False, True):
+        model = feature_quality_model(dgqp_input=dgqp_input, dgqp_detach=detach).train()
+        head = model.model[-1]
+        for p in head.dgqp.parameters():  # weights that pass a gradient back (the fresh feature branch's are zero)
+            if p.dim() > 1:
+                torch.nn.init.normal_(p)
+        preds = model(torch.rand(1, 3, 64, 64))
+        preds["quality"].sum().backward()
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.dgqp.parameters() if p.dim() > 1)
+        grad = head.cv2[0][0].conv.weight.grad
+        grads[detach] = 0.0 if grad is None else grad.abs().sum().item()
+    assert grads[False] > 0 and grads[True] == 0.0
+    with pytest.raises(GFLOptionError, match="dgqp_detach=True .*add dgqp=True"):
+        validate_options({"dgqp_detach": True})

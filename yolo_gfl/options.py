@@ -96,6 +96,11 @@ OPTIONS: dict[str, Option] = {
         "beside the conv that outputs the distributions. Needs dgqp=True",
         choices=("distribution", "features"),
     ),
+    "dgqp_detach": Option(
+        False, bool, "the quality branch reads a detached input (box distributions or box features), so I's loss "
+        "trains the branch alone and the detector learns only from its own losses; GFLv2 and the IoU-aware "
+        "single-stage detector let I's loss shape the shared features (False). Needs dgqp=True",
+    ),
     "dgqp_target": Option(
         "joint",
         str,
@@ -272,6 +277,10 @@ def _combination_errors(checked: dict[str, Any]) -> list[tuple[tuple[str, ...], 
                        f"yolo_gfl option dgqp_anchors={checked['dgqp_anchors']!r} chooses where the decoupled I learns "
                        f"the box IoU, but dgqp_target={checked['dgqp_target']!r}: add dgqp_target=iou (with "
                        "dgqp=True), or leave dgqp_anchors at 'positives'."))
+    if checked["dgqp_detach"] and not checked["dgqp"]:
+        errors.append((("dgqp_detach", "dgqp"),
+                       "yolo_gfl option dgqp_detach=True detaches the quality branch's input, but dgqp=False: add "
+                       "dgqp=True, or leave dgqp_detach at False."))
     if checked["quality_power"] != 1.0 and not checked["dgqp"]:
         errors.append((("quality_power", "dgqp"),
                        f"yolo_gfl option quality_power={checked['quality_power']} is the exponent of the quality I in "

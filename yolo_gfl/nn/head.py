@@ -149,6 +149,7 @@ class GFLDetect(Detect):
         dgqp_init: float = 0.95,
         dgqp_input: str = "distribution",
         quality_power: float = 1.0,
+        dgqp_detach: bool = False,
     ):
         super().__init__(nc=nc, reg_max=reg_max, end2end=end2end, ch=ch)
         if not dgqp:
@@ -162,6 +163,9 @@ class GFLDetect(Detect):
         # Ranking exponent a of J = sigmoid(C) x I^a (option quality_power; 1 is GFLv2's score). It changes no training,
         # so benchmarks/quality_power.py sets it on trained checkpoints to measure it.
         self.quality_power = float(quality_power)
+        # dgqp_detach: the branch reads a detached input, so I's loss trains the branch alone and the detector learns
+        # only from its own losses (GFLv2 and the IoU-aware single-stage detector let it shape the shared features).
+        self.dgqp_detach = bool(dgqp_detach)
 
     @classmethod
     def from_detect(cls, head: Detect, **options) -> GFLDetect:
@@ -181,14 +185,19 @@ class GFLDetect(Detect):
         if not isinstance(self.dgqp, FeatureQuality) or box_head is None or cls_head is None:
             preds = super().forward_head(x, box_head, cls_head)
             if self.dgqp is not None and preds:
-                preds["quality"] = self.dgqp(preds["boxes"])
+                preds["quality"] = self.dgqp(self._quality_input(preds["boxes"]))
             return preds
         # dgqp_input=features: stop each box tower before its last conv, whose input I reads too.
         bs = x[0].shape[0]
         box_features = [box_head[i][:-1](x[i]) for i in range(self.nl)]
         boxes = torch.cat([box_head[i][-1](f).view(bs, 4 * self.reg_max, -1) for i, f in enumerate(box_features)], -1)
         scores = torch.cat([cls_head[i](x[i]).view(bs, self.nc, -1) for i in range(self.nl)], -1)
-        return {"boxes": boxes, "scores": scores, "feats": x, "quality": self.dgqp(box_features)}
+        quality = self.dgqp([self._quality_input(f) for f in box_features])
+        return {"boxes": boxes, "scores": scores, "feats": x, "quality": quality}
+
+    def _quality_input(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The quality branch's input, detached under ``dgqp_detach`` (checkpoints saved before it existed: not)."""
+        return tensor.detach() if getattr(self, "dgqp_detach", False) else tensor
 
     def _inference(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
         """Decoded boxes and the ranking score: J = sigmoid(C) x I^quality_power with the branch, else sigmoid(C)."""

@@ -54,6 +54,7 @@ class GFLDetectionModel(DetectionModel):
                 dgqp_init=options["dgqp_init"],
                 dgqp_input=options["dgqp_input"],
                 quality_power=options["quality_power"],
+                dgqp_detach=options["dgqp_detach"],
             )
         initialize_weights(self.model[-1])  # Ultralytics' BatchNorm eps/momentum for the layers built after its pass
         if verbose:
