@@ -146,13 +146,13 @@ def openvino_in_f32(exported: Any, file: str) -> str:
     import openvino as ov
 
     core = ov.Core()
-    default = str(core.get_property("CPU", "INFERENCE_PRECISION_HINT"))
+    default = core.get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()  # 'bf16', 'f32', ...
     backend = exported.predictor.model.backend  # Ultralytics 8.4's AutoBackend -> its OpenVINO backend
     network = core.read_model(str(next(Path(file).glob("*.xml"))))
     backend.ov_compiled_model = core.compile_model(
         network, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": ov.Type.f32}
     )
-    return {"bfloat16": "bf16", "float32": "f32", "float16": "f16"}.get(default, default)
+    return default
 
 
 def export_and_compare(weights: str, fmt: str, images: list[str], imgsz: int = 160, conf: float = 0.25,
