@@ -47,6 +47,15 @@ class Option:
 # The options that reshape the assigner's soft targets (cls_target=tal), so need them: checked together below.
 SOFT_TARGET_SHAPERS = ("cls_target_gain", "cls_target_power")
 
+# The options of the quality branch (dgqp=True), each with what it does for its error message: checked together below.
+QUALITY_BRANCH_OPTIONS = {
+    "dgqp_target": "chooses what teaches DGQP's quality I",
+    "dgqp_input": "chooses what the quality I is read from",
+    "dgqp_detach": "detaches the quality branch's input",
+    "quality_power": "is the exponent of the quality I in the score",
+    "dgqp_lr_gain": "scales DGQP's learning rate",
+}
+
 # The exponents of TAL's alignment metric (TOOD): only the TAL assigner reads them.
 TAL_EXPONENTS = ("tal_alpha", "tal_beta")
 
@@ -264,31 +273,16 @@ def _combination_errors(checked: dict[str, Any]) -> list[tuple[tuple[str, ...], 
         errors.append((("head", "dgqp"),
                        "yolo_gfl options head='vfnet' and dgqp=True cannot be combined: the VFNet head predicts the "
                        "IoU-aware score itself. Use head=vfnet with dgqp=False, or dgqp=True with head=detect."))
-    if checked["dgqp_target"] != "joint" and not checked["dgqp"]:
-        errors.append((("dgqp_target", "dgqp"),
-                       f"yolo_gfl option dgqp_target={checked['dgqp_target']!r} chooses what teaches DGQP's quality I, "
-                       "but dgqp=False: add dgqp=True, or leave dgqp_target at 'joint'."))
-    if checked["dgqp_input"] != "distribution" and not checked["dgqp"]:
-        errors.append((("dgqp_input", "dgqp"),
-                       f"yolo_gfl option dgqp_input={checked['dgqp_input']!r} chooses what the quality I is read from, "
-                       "but dgqp=False: add dgqp=True, or leave dgqp_input at 'distribution'."))
+    for name, what in QUALITY_BRANCH_OPTIONS.items():
+        if checked[name] != OPTIONS[name].default and not checked["dgqp"]:
+            errors.append(((name, "dgqp"),
+                           f"yolo_gfl option {name}={checked[name]!r} {what}, but dgqp=False: add dgqp=True, or leave "
+                           f"{name} at {OPTIONS[name].default!r}."))
     if checked["dgqp_anchors"] != "positives" and checked["dgqp_target"] != "iou":
         errors.append((("dgqp_anchors", "dgqp_target"),
                        f"yolo_gfl option dgqp_anchors={checked['dgqp_anchors']!r} chooses where the decoupled I learns "
                        f"the box IoU, but dgqp_target={checked['dgqp_target']!r}: add dgqp_target=iou (with "
                        "dgqp=True), or leave dgqp_anchors at 'positives'."))
-    if checked["dgqp_detach"] and not checked["dgqp"]:
-        errors.append((("dgqp_detach", "dgqp"),
-                       "yolo_gfl option dgqp_detach=True detaches the quality branch's input, but dgqp=False: add "
-                       "dgqp=True, or leave dgqp_detach at False."))
-    if checked["quality_power"] != 1.0 and not checked["dgqp"]:
-        errors.append((("quality_power", "dgqp"),
-                       f"yolo_gfl option quality_power={checked['quality_power']} is the exponent of the quality I in "
-                       "the score, but dgqp=False: add dgqp=True, or leave quality_power at 1."))
-    if checked["dgqp_lr_gain"] != 1.0 and not checked["dgqp"]:
-        errors.append((("dgqp_lr_gain", "dgqp"),
-                       f"yolo_gfl option dgqp_lr_gain={checked['dgqp_lr_gain']} scales DGQP's learning rate, but "
-                       "dgqp=False: add dgqp=True, or leave dgqp_lr_gain at 1."))
     for name in SOFT_TARGET_SHAPERS:
         if checked[name] != 1.0 and (checked["cls_target"] != "tal" or checked["cls_loss"] == "bce"):
             errors.append(((name, "cls_target", "cls_loss"),
