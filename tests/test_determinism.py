@@ -43,3 +43,42 @@ def test_same_seed_same_losses(tmp_path, coco128_yaml, options):
     if not options:  # the comparison has teeth: another seed gives other losses
         c = first_losses(tmp_path, coco128_yaml, "c", seed=1)
         assert not torch.equal(a, c)
+
+
+def test_a_variant_takes_stocks_first_steps_with_the_same_seed(tmp_path, coco128_yaml):
+    """From scratch, with one seed, an IoU-aware variant whose loss is stock's (-gfl's recipe without DGQP, built
+    through GFLDetect) starts from stock's weights and takes stock's first steps, up to float rounding (its loss sums
+    in another order): what a seed-paired comparison relies on."""
+    stock = first_losses(tmp_path, coco128_yaml, "stock", model="yolov8n.yaml")
+    variant = first_losses(tmp_path, coco128_yaml, "variant", dgqp=False)
+    assert torch.allclose(stock, variant, rtol=1e-4, atol=0), f"stock:\n{stock}\nvariant:\n{variant}"
+
+
+def test_a_finetuned_variant_draws_stocks_new_class_layer_with_the_same_seed(tmp_path, coco128_yaml, stock_pt):
+    """Fine-tuned on a data set with other classes, the class head's last conv is drawn afresh (80 COCO classes
+    -> 1 here, single_cls). With one seed it must be the same draw in stock and in variants that build new parts
+    (DGQP, the feature quality branch, VFNet's head), else a seed-paired difference carries another initialisation."""
+
+    def new_class_conv(model_cfg, **options):
+        seen = {}
+
+        def grab(trainer):
+            sd = trainer.model.state_dict()
+            seen.update({k: v.clone() for k, v in sd.items() if ".cv3." in k and k.endswith(".2.weight")})
+            raise EnoughSteps
+
+        model = YOLOGFL(model_cfg)
+        model.add_callback("on_train_start", grab)
+        with pytest.raises(EnoughSteps):
+            model.train(data=coco128_yaml, single_cls=True, pretrained=stock_pt, epochs=1, imgsz=64, batch=4,
+                        fraction=0.25, workers=0, device="cpu", plots=False, seed=0, project=str(tmp_path),
+                        name=model_cfg, **options)
+        return seen
+
+    stock = new_class_conv("yolov8n.yaml")
+    assert stock and all(w.shape[0] == 1 for w in stock.values())
+    for cfg, options in [("yolov8n-gfl.yaml", {}), ("yolov8n-gfl.yaml", {"dgqp_input": "features"}),
+                         ("yolov8n-vfnet.yaml", {})]:
+        variant = new_class_conv(cfg, **options)
+        for name, weight in stock.items():
+            assert torch.equal(variant[name], weight), f"{cfg} {options}: {name} drawn otherwise than stock's"

@@ -171,7 +171,12 @@ class GFLDetect(Detect):
     def from_detect(cls, head: Detect, **options) -> GFLDetect:
         """Build a GFLDetect that takes over ``head``'s layers, strides and graph position (``i``, ``f``, ``type``)."""
         channels = tuple(seq[0].conv.in_channels for seq in head.cv2)
-        new = cls(head.nc, head.reg_max, getattr(head, "one2one_cv2", None) is not None, channels, **options)
+        # Built on a fork of the global RNG, so that a variant leaves it where stock's build does: with one seed,
+        # whatever the trainer draws next (the class head's last conv, re-initialised for a new data set's classes)
+        # starts the same in every variant as in stock, and seed-paired comparisons pair like with like. The new
+        # parts (DGQP, VFNet's layers) still draw deterministically, from the fork.
+        with torch.random.fork_rng(devices=[]):
+            new = cls(head.nc, head.reg_max, getattr(head, "one2one_cv2", None) is not None, channels, **options)
         new.load_state_dict(head.state_dict(), strict=False)  # stock layers keep their (bias-initialised) weights
         new.stride = head.stride
         for attr in ("i", "f", "type", "inplace"):
