@@ -302,3 +302,13 @@ def test_remeasure_of_copies_needs_their_source(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--remeasure ['yolov8n-twin']: on chess its cells are copies of ['yolov8n-m']" in err
     assert "add ['yolov8n-m'] to --remeasure and --models" in err and rec.read_text() == before
+
+
+def test_a_record_of_some_benchmark_sets_cannot_meet_the_goal():
+    """A probe's record that holds only chess, with a model far above stock there, says it needs the other sets rather
+    than 'met': the goal is judged over the benchmark's four data sets."""
+    setting = {"digest": "d", "epochs": 1, "imgsz": 64, "batch": 16, "train_images": None}
+    cells = [{"data": "chess", "model": m, "seed": s, "mAP50-95": v + 0.001 * s, "AP75": v, "spearman": v}
+             for m, v in (("yolov8n", 0.50), ("x", 0.60)) for s in (0, 1, 2)]
+    md = real_data.tables({"stock": "yolov8n.yaml", "datasets": {"chess": setting}, "cells": cells})
+    assert f"needs every data set (1 of {len(real_data.DATASETS)})" in md and "| met |" not in md
