@@ -220,3 +220,15 @@ def test_models_family_compares_stock_with_its_variants(family, models, data):
     request = check_request(family, data, 1, 0, 64, "zoo", False, 1, 1, 1, {})
     assert request.models == models
     assert [c.key.split("-s0")[0] for c in request.cells] == [m.removesuffix(".yaml") for m in models]
+
+
+def test_cpu_name_carries_family_and_model():
+    """Two machines that both call themselves 'AMD EPYC' trained one cell to different figures: the record's machine
+    names the CPU family and model too, read from the first processor of /proc/cpuinfo."""
+    from yolo_gfl.zoo.measure import cpu_name
+
+    info = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\n\n"
+            "processor\t: 1\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: Other\n")
+    assert cpu_name(info) == "AMD EPYC (family 26, model 2)"
+    assert cpu_name("processor\t: 0\nmodel name\t: Some CPU\n") == "Some CPU"
+    assert cpu_name("processor\t: 0\nvendor_id\t: ARM\n") is None

@@ -49,15 +49,31 @@ def machine_name(device) -> str:
 
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        cpu = cpu_name(Path("/proc/cpuinfo").read_text())
     except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs"
+        cpu = None
+    return f"{cpu or platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+
+
+def cpu_name(cpuinfo: str) -> str | None:
+    """The first CPU's model name from /proc/cpuinfo text, with its family and model numbers where given.
+
+    The numbers tell CPU generations apart that share a name: two machines that both call themselves "AMD EPYC" trained
+    the same cell to different figures (docs/real_data.md, "One seed, one start")."""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            if fields:
+                break  # the first processor's block is enough
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name")
+    if not name:
+        return None
+    numbers = [f"{label} {fields[key]}" for key, label in (("cpu family", "family"), ("model", "model")) if key in fields]
+    return f"{name} ({', '.join(numbers)})" if numbers else name
 
 
 def measure_speed(weights: dict[str, str], imgsz: int, device: str | None, runs: int, throughput_batch: int = 1,
