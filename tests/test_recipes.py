@@ -495,3 +495,52 @@ def test_tal_exponents_need_tal(name, value):
     crit = GFLDetectionLoss(make_model(cls_loss="bce", **{name: value}))
     assert not crit.is_stock_loss(None), "a changed TAL exponent is not Ultralytics' own loss"
     assert GFLDetectionLoss(make_model(cls_loss="bce")).is_stock_loss(None)
+
+
+def test_clip_gradients_together_and_apart_against_hand_computation():
+    """dgqp_clip: Ultralytics clips one norm over every gradient; apart clips the detector's and the branch's each."""
+    from yolo_gfl.engine.trainer import clip_gradients
+
+    def grads():
+        det, branch = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(1))
+        det.grad, branch.grad = torch.tensor([30.0, 40.0]), torch.tensor([120.0])  # norms 50 and 120, together 130
+        return det, branch
+
+    det, branch = grads()
+    clip_gradients([det, branch], {id(branch)}, "together")
+    assert torch.allclose(det.grad, torch.tensor([30.0, 40.0]) * 10 / 130)
+    assert torch.allclose(branch.grad, torch.tensor([120.0]) * 10 / 130)
+    det, branch = grads()
+    clip_gradients([det, branch], {id(branch)}, "apart")
+    assert torch.allclose(det.grad, torch.tensor([6.0, 8.0])) and torch.allclose(branch.grad, torch.tensor([10.0]))
+    with pytest.raises(GFLOptionError, match="dgqp_clip='apart' .*add dgqp=True"):
+        validate_options({"dgqp_clip": "apart"})
+
+
+@pytest.mark.slow
+def test_dgqp_clip_apart_clips_the_detector_on_its_own_in_real_training(coco128_yaml, tmp_path, monkeypatch):
+    """A real tiny epoch with dgqp_clip=apart: every optimizer step clips the detector's gradients without the
+    branch's (its norm is that of the detector's gradients alone), and the option travels in the checkpoint."""
+    from yolo_gfl import YOLOGFL
+    from yolo_gfl.engine import trainer as trainer_module
+
+    seen = []
+    real = trainer_module.clip_gradients
+
+    def spy(parameters, branch, mode, max_norm=10.0):
+        detector = [p.grad for p in parameters if id(p) not in branch and p.grad is not None]
+        seen.append((mode, len(branch), torch.linalg.vector_norm(torch.stack([g.norm() for g in detector])).item()))
+        real(parameters, branch, mode, max_norm)
+        after = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in parameters
+                                                      if id(p) not in branch and p.grad is not None])).item()
+        seen[-1] += (after,)
+
+    monkeypatch.setattr(trainer_module, "clip_gradients", spy)
+    model = YOLOGFL("yolov8n-gfl.yaml")
+    model.train(data=coco128_yaml, project=str(tmp_path), name="clip", dgqp_clip="apart",
+                **{**TINY_TRAIN, "val": False, "nbs": TINY_TRAIN["batch"]})
+    assert seen and all(mode == "apart" and n > 0 for mode, n, _, _ in seen)
+    # the detector's gradients end at norm min(10, their own norm), whatever the branch's were
+    assert all(after == pytest.approx(min(10.0, before), rel=1e-4) for _, _, before, after in seen)
+    ckpt = torch.load(tmp_path / "clip" / "weights" / "last.pt", weights_only=False)
+    assert ckpt["model"].yaml["gfl"]["dgqp_clip"] == "apart"

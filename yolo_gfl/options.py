@@ -54,6 +54,7 @@ QUALITY_BRANCH_OPTIONS = {
     "dgqp_detach": "detaches the quality branch's input",
     "quality_power": "is the exponent of the quality I in the score",
     "dgqp_lr_gain": "scales DGQP's learning rate",
+    "dgqp_clip": "chooses how the quality branch's gradients are clipped",
 }
 
 # The exponents of TAL's alignment metric (TOOD): only the TAL assigner reads them.
@@ -137,6 +138,15 @@ OPTIONS: dict[str, Option] = {
         "new part and sees a few hundred steps at the fine-tune's small rate (AdamW ~6e-4 under optimizer=auto): "
         "left at 1 its I barely leaves the initial 0.95. New layers at a higher rate is the usual fine-tuning remedy",
         low=0.01, high=1000.0,
+    ),
+    "dgqp_clip": Option(
+        "together",
+        str,
+        "how the gradients are clipped (Ultralytics clips their norm at 10 before each step). together (Ultralytics): "
+        "one norm over every parameter, so the quality branch's gradient also shrinks the detector's step; apart: the "
+        "detector's parameters and the branch's are clipped each on their own, so the detector's step is what it "
+        "would be without the branch. Fine-tunes of COCO weights clip at every step (norm ~1,000). Needs dgqp=True",
+        choices=("together", "apart"),
     ),
     "dgqp_gain": Option(
         1.0, float, "dgqp_target=iou: weight of I's IoU loss, relative to the classification loss (x Ultralytics' "

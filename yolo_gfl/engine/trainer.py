@@ -36,6 +36,22 @@ def _track_epoch(trainer: DetectionTrainer) -> None:
         criterion.epoch = trainer.epoch
 
 
+def clip_gradients(parameters: list[torch.nn.Parameter], branch: set[int], mode: str, max_norm: float = 10.0) -> None:
+    """Clip the gradients' norm at ``max_norm`` as Ultralytics' ``optimizer_step`` does, or apart.
+
+    Args:
+        parameters: every trainable parameter of the model, in its order.
+        branch: ``id()`` of the quality branch's parameters.
+        mode: ``together`` (Ultralytics: one norm over all of them) or ``apart`` (the detector's parameters, then the
+            branch's, each clipped on its own: the detector's step is then what it would be without the branch).
+    """
+    if mode == "together" or not branch:
+        torch.nn.utils.clip_grad_norm_(parameters, max_norm=max_norm)
+        return
+    torch.nn.utils.clip_grad_norm_([p for p in parameters if id(p) not in branch], max_norm=max_norm)
+    torch.nn.utils.clip_grad_norm_([p for p in parameters if id(p) in branch], max_norm=max_norm)
+
+
 class GFLTrainer(DetectionTrainer):
     """Detection trainer whose model is a yolo_gfl variant (or stock YOLOv8 for a config without yolo_gfl options).
 
@@ -104,6 +120,21 @@ class GFLTrainer(DetectionTrainer):
             optimizer.add_param_group(faster)
         LOGGER.info(f"yolo_gfl: DGQP's {len(ids)} parameter tensors train at {gain:g}x the learning rate (dgqp_lr_gain)")
         return optimizer
+
+    def optimizer_step(self):
+        """Ultralytics' step (unscale, clip at 10, step, EMA), with the clipping that ``dgqp_clip`` chooses."""
+        net = unwrap_model(self.model)
+        mode = validate_options(getattr(net, "gfl_options", None))["dgqp_clip"]
+        branch = getattr(getattr(net, "model", [None])[-1], "dgqp", None)
+        if mode == "together" or branch is None:
+            return super().optimizer_step()
+        self.scaler.unscale_(self.optimizer)
+        clip_gradients(list(self.model.parameters()), {id(p) for p in branch.parameters()}, mode)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad()
+        if self.ema:
+            self.ema.update(self.model)
 
     def get_validator(self):
         """A ``GFLValidator`` over the validation loader."""
