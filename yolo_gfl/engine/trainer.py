@@ -100,11 +100,15 @@ class GFLTrainer(DetectionTrainer):
         treat them as before, only faster or slower."""
         optimizer = super().build_optimizer(model, name, lr, momentum, decay, iterations)
         net = unwrap_model(model)
-        gain = validate_options(getattr(net, "gfl_options", None))["dgqp_lr_gain"]
+        options = validate_options(getattr(net, "gfl_options", None))
+        gain = options["dgqp_lr_gain"]
         dgqp = getattr(net.model[-1], "dgqp", None)
+        ids = {id(p) for p in dgqp.parameters()} if dgqp is not None else set()
+        # dgqp_clip=apart: the branch's parameters, which optimizer_step clips on their own (read here, once per run,
+        # not at every step)
+        self.clipped_apart = ids if options["dgqp_clip"] == "apart" else set()
         if dgqp is None or gain == 1.0:
             return optimizer
-        ids = {id(p) for p in dgqp.parameters()}
         for group in list(optimizer.param_groups):
             keep = [i for i, p in enumerate(group["params"]) if id(p) not in ids]
             moved = [i for i, p in enumerate(group["params"]) if id(p) in ids]
@@ -123,13 +127,10 @@ class GFLTrainer(DetectionTrainer):
 
     def optimizer_step(self):
         """Ultralytics' step (unscale, clip at 10, step, EMA), with the clipping that ``dgqp_clip`` chooses."""
-        net = unwrap_model(self.model)
-        mode = validate_options(getattr(net, "gfl_options", None))["dgqp_clip"]
-        branch = getattr(getattr(net, "model", [None])[-1], "dgqp", None)
-        if mode == "together" or branch is None:
+        if not getattr(self, "clipped_apart", None):  # set by build_optimizer
             return super().optimizer_step()
         self.scaler.unscale_(self.optimizer)
-        clip_gradients(list(self.model.parameters()), {id(p) for p in branch.parameters()}, mode)
+        clip_gradients(list(self.model.parameters()), self.clipped_apart, "apart")
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad()
