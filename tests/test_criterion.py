@@ -72,6 +72,34 @@ def test_qfl_beta0_on_tal_targets_is_stock_classification_loss():
     assert ours[0] != stock[0]
 
 
+def test_null_probe_recipe_is_stock_loss_to_float_rounding():
+    """benchmarks/configs/yolov8n-stock-gflpath.yaml (QFL beta 0 on TAL's targets over their sum, box and DFL weighted
+    by the target, as v8DetectionLoss weighs them) is stock's loss computed by yolo_gfl's path: the three items and
+    every gradient agree with v8DetectionLoss to float rounding. The benchmark reads this config's paired Δ to stock
+    as the drift of a training that differs by rounding alone (docs/real_data.md); a real difference in the loss (a
+    divisor, a weight, a clamp) would fail here."""
+    model = make_model(cls_loss="qfl", qfl_beta=0.0, cls_target="tal", cls_norm="sum", box_weight="target")
+    batch = make_batch()
+    with torch.no_grad():  # a 64 px batch has few positives; many objects at several scales exercise every term
+        batch["batch_idx"] = torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0])
+        batch["cls"] = torch.tensor([[0.0], [2.0], [1.0], [1.0], [0.0]])
+        batch["bboxes"] = torch.tensor([[0.3, 0.3, 0.4, 0.5], [0.7, 0.6, 0.3, 0.3], [0.5, 0.5, 0.9, 0.8],
+                                        [0.5, 0.5, 0.8, 0.6], [0.2, 0.8, 0.15, 0.2]])
+    grads, losses = {}, {}
+    for name, criterion in (("ours", GFLDetectionLoss(model)), ("stock", v8DetectionLoss(model))):
+        model.zero_grad()
+        loss, _ = criterion(model(batch["img"]), batch)
+        loss.sum().backward()
+        losses[name] = loss.detach()
+        grads[name] = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    assert not GFLDetectionLoss(model).is_stock_loss(None)  # this recipe does run yolo_gfl's own path
+    assert all(losses["stock"] > 0)
+    torch.testing.assert_close(losses["ours"], losses["stock"], rtol=1e-6, atol=0)
+    flat = {k: torch.cat([g.flatten() for g in v]) for k, v in grads.items()}
+    rel = (flat["ours"] - flat["stock"]).norm() / flat["stock"].norm()
+    assert rel < 1e-5, f"gradients differ by {rel:.2e} relative: more than float rounding"
+
+
 class FixedAssigner:
     """Stands in for TAL with a known assignment, so the loss arithmetic can be checked by hand."""
 
