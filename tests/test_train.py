@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
 import csv
+import errno
+import io
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -91,6 +95,59 @@ def test_resume_keeps_head_and_loss(tmp_path, coco128_yaml):
     assert final.gfl_options["cls_loss"] == "vfl" and final.gfl_options["dgqp"] is True  # train-arg override kept
     assert final.model[-1].dgqp is not None
     assert type(resumed.trainer.model.init_criterion()).__name__ == "GFLDetectionLoss"
+
+
+class DiskFullWriter:
+    """A file opened for writing that takes half of what it is given, then fails as a full disk does."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def write(self, data):
+        view = memoryview(data)
+        self.f.write(view[: len(view) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device (simulated)")
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def test_a_failed_checkpoint_save_keeps_the_previous_last_pt(tmp_path, coco128_yaml, monkeypatch):
+    """A save that fails half-way (a full disk; a kill looks the same on disk) leaves the previous epoch's last.pt
+    whole, so resume=True continues from it. Ultralytics' own Path.write_bytes truncates last.pt first and would leave
+    half a checkpoint here."""
+    weights = tmp_path / "f" / "weights"
+    real_open, state = io.open, {"fail": False}
+
+    def open_failing_in_weights(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        if state["fail"] and "w" in mode and Path(file).parent == weights:
+            return DiskFullWriter(f)
+        return f
+
+    monkeypatch.setattr(io, "open", open_failing_in_weights)  # pathlib's open
+    monkeypatch.setattr(builtins, "open", open_failing_in_weights)
+    model = YOLOGFL("yolov8n-gfl.yaml")
+    # every save after epoch 1's fails: epoch 2's
+    model.add_callback("on_model_save", lambda trainer: state.update(fail=trainer.epoch == 0))
+    with pytest.raises(OSError, match="No space left"):
+        model.train(data=coco128_yaml, project=str(tmp_path), name="f", exist_ok=True, **{**TINY_TRAIN, "epochs": 2})
+    monkeypatch.undo()
+
+    assert sorted(p.name for p in weights.iterdir()) == ["best.pt", "last.pt"]  # no partial copy left behind
+    ckpt = torch.load(weights / "last.pt", map_location="cpu", weights_only=False)
+    assert ckpt["epoch"] == 0 and isinstance(ckpt["ema"], GFLDetectionModel)  # epoch 1's checkpoint, whole
+    YOLOGFL(weights / "last.pt").train(resume=True)
+    # epoch 2 trained again from epoch 1's checkpoint (results.csv keeps the failed attempt's row: Ultralytics writes
+    # an epoch's metrics before its checkpoint and appends on resume)
+    assert [int(r["epoch"]) for r in read_results(tmp_path / "f")] == [1, 2, 2]
+    assert torch.load(weights / "last.pt", map_location="cpu", weights_only=False)["train_results"]
 
 
 def test_atss_assigner_through_the_trainer(tmp_path, coco128_yaml):

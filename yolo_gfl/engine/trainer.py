@@ -13,6 +13,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 from ..configs import load_model_cfg
 from ..nn.model import build_detection_model
 from ..options import validate_options
+from .atomic_path import AtomicWritePath
 from .validator import GFLValidator
 
 __all__ = ["GFLTrainer"]
@@ -71,6 +72,8 @@ class GFLTrainer(DetectionTrainer):
         validate_options(gfl_overrides, overrides=True)  # a bad option fails before any run folder is made
         self.gfl_overrides = dict(gfl_overrides or {})
         super().__init__(cfg, overrides, _callbacks)
+        # Checkpoints are written whole or not at all, so a stop mid-save keeps the previous last.pt for resume=True.
+        self.wdir, self.last, self.best = (AtomicWritePath(p) for p in (self.wdir, self.last, self.best))
         self.add_callback("on_train_epoch_start", _track_epoch)
         if self.resume and self.gfl_overrides:
             LOGGER.warning(f"Resume ignores yolo_gfl options {self.gfl_overrides}, using the checkpoint's variant.")
