@@ -160,10 +160,10 @@ def _scale_letter(model: str) -> str | None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    from yolo_gfl.atomic import write_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)
 
 
 def _extras(cell: dict) -> dict[str, Any]:

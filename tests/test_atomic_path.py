@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from yolo_gfl.engine.atomic_path import AtomicWritePath
+from yolo_gfl.atomic import AtomicWritePath
 
 
 def test_write_replaces_whole_and_joined_paths_keep_the_behaviour(tmp_path):

@@ -39,6 +39,7 @@ import cv2
 import yaml
 from ultralytics.utils import LOGGER, TQDM
 
+from ..atomic import write_atomic
 from .shapes import (
     FORMAT_VERSION,
     IMGSZ_STRIDE,
@@ -110,10 +111,8 @@ def _is_replaceable(root: Path) -> bool:
 def _write_data_yaml(yaml_file: Path, root: Path) -> None:
     """Write the data YAML for the data set at ``root`` through a temporary file, so readers never see half of it."""
     data = {"path": str(root), "train": "images/train", "val": "images/val", "names": dict(enumerate(SYNTHETIC_NAMES))}
-    partial = yaml_file.with_name(f".{yaml_file.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
     header = f"# Synthetic shapes made by {_GENERATOR}; see meta.json for the options.\n"
-    partial.write_text(header + yaml.safe_dump(data, sort_keys=False))
-    os.replace(partial, yaml_file)
+    write_atomic(yaml_file, header + yaml.safe_dump(data, sort_keys=False))
 
 
 def _write_split(folder: Path, split: str, options: dict[str, int], progress_bar: TQDM) -> int:

@@ -10,10 +10,10 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
+from ..atomic import AtomicWritePath
 from ..configs import load_model_cfg
 from ..nn.model import build_detection_model
 from ..options import validate_options
-from .atomic_path import AtomicWritePath
 from .validator import GFLValidator
 
 __all__ = ["GFLTrainer"]

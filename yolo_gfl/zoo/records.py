@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
+
+from ..atomic import write_atomic
 
 
 def jsonable(value: Any) -> Any:
@@ -31,9 +32,7 @@ def read_cell(path: Path) -> dict | None:
 
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (temporary file, then rename), so a killed process never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, allow_nan=False, default=str))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(obj, indent=2, allow_nan=False, default=str))
 
 
 def finite(x: Any) -> float | None:
