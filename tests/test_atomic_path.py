@@ -4,10 +4,28 @@ tests/test_train.py::test_a_failed_checkpoint_save_keeps_the_previous_last_pt, a
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 
-from yolo_gfl.atomic import AtomicWritePath
+from yolo_gfl.atomic import AtomicWritePath, remove_stale_temps, write_atomic
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def plant(folder, name, age_s):
+    path = folder / name
+    path.write_bytes(b"half a checkpoint")
+    then = time.time() - age_s
+    os.utime(path, (then, then))
+    return path
 
 
 def test_write_replaces_whole_and_joined_paths_keep_the_behaviour(tmp_path):
@@ -32,3 +50,19 @@ def test_a_failed_write_leaves_the_old_file_and_no_partial_copy(tmp_path, monkey
         last.write_bytes(b"epoch 2, never whole")
     assert last.read_bytes() == b"epoch 1"
     assert os.listdir(tmp_path) == ["last.pt"]
+
+
+def test_stale_temps_are_those_of_a_dead_writer_untouched_for_a_while(tmp_path):
+    dead, me = dead_pid(), os.getpid()
+    stale = plant(tmp_path, f".last.pt.{dead}-0badcafe.tmp", age_s=3600)
+    fresh = plant(tmp_path, f".best.pt.{dead}-0badcafe.tmp", age_s=5)  # maybe another machine's writer, still going
+    live = plant(tmp_path, f".last.pt.{me}-12345678.tmp", age_s=3600)  # a live writer here keeps its file
+    other = plant(tmp_path, f".last.pt.{dead}-notatemp.tmp", age_s=3600)  # not write_atomic's name: not ours
+    user = plant(tmp_path, "notes.tmp", age_s=3600)
+    write_atomic(tmp_path / "last.pt", b"whole")
+
+    assert remove_stale_temps(tmp_path) == [stale]
+    assert not stale.exists()
+    assert all(p.exists() for p in (fresh, live, other, user, tmp_path / "last.pt"))
+    assert remove_stale_temps(tmp_path, min_age_s=0) == [fresh]
+    assert remove_stale_temps(tmp_path / "missing") == []

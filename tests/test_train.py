@@ -18,6 +18,7 @@ from yolo_gfl import YOLOGFL
 from yolo_gfl.nn import GFLDetect, GFLDetectionModel
 
 from .conftest import TINY_TRAIN
+from .test_atomic_path import dead_pid, plant
 
 pytestmark = pytest.mark.slow
 
@@ -143,7 +144,10 @@ def test_a_failed_checkpoint_save_keeps_the_previous_last_pt(tmp_path, coco128_y
     assert sorted(p.name for p in weights.iterdir()) == ["best.pt", "last.pt"]  # no partial copy left behind
     ckpt = torch.load(weights / "last.pt", map_location="cpu", weights_only=False)
     assert ckpt["epoch"] == 0 and isinstance(ckpt["ema"], GFLDetectionModel)  # epoch 1's checkpoint, whole
+    # a run killed mid-save cannot remove its partial copy: the resumed trainer does
+    killed = plant(weights, f".last.pt.{dead_pid()}-0badcafe.tmp", age_s=3600)
     YOLOGFL(weights / "last.pt").train(resume=True)
+    assert not killed.exists()
     # epoch 2 trained again from epoch 1's checkpoint (results.csv keeps the failed attempt's row: Ultralytics writes
     # an epoch's metrics before its checkpoint and appends on resume)
     assert [int(r["epoch"]) for r in read_results(tmp_path / "f")] == [1, 2, 2]

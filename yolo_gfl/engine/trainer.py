@@ -10,7 +10,7 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
-from ..atomic import AtomicWritePath
+from ..atomic import AtomicWritePath, remove_stale_temps
 from ..configs import load_model_cfg
 from ..nn.model import build_detection_model
 from ..options import validate_options
@@ -74,6 +74,9 @@ class GFLTrainer(DetectionTrainer):
         super().__init__(cfg, overrides, _callbacks)
         # Checkpoints are written whole or not at all, so a stop mid-save keeps the previous last.pt for resume=True.
         self.wdir, self.last, self.best = (AtomicWritePath(p) for p in (self.wdir, self.last, self.best))
+        if RANK in {-1, 0}:
+            for p in remove_stale_temps(self.wdir):  # left by a run killed mid-save (resume=True starts here)
+                LOGGER.info(f"Removed {p.name}, a partial checkpoint copy left by a stopped run.")
         self.add_callback("on_train_epoch_start", _track_epoch)
         if self.resume and self.gfl_overrides:
             LOGGER.warning(f"Resume ignores yolo_gfl options {self.gfl_overrides}, using the checkpoint's variant.")
