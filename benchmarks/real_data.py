@@ -227,6 +227,28 @@ def retirement_reason(cell: dict[str, Any], model: str) -> str:
     return "its config changed"
 
 
+def edited_config_cells(record: dict[str, Any], data: str, configs: dict[str, str],
+                        recipes: dict[str, str]) -> list[dict[str, Any]]:
+    """The cells of ``data`` whose config has changed in what it trains, to be retired; ``configs`` and ``recipes``:
+    each requested model's ``config_digest`` and ``recipe_digest`` by name.
+
+    A cell made with the config text as it is now gains its ``recipe`` (cells made before cells carried one). A cell
+    whose config text has changed but whose recipe is the current one (a comment or layout edit) is kept, and takes the
+    new text's digest. Only a cell whose recipe differs, or is unknown, is returned."""
+    stale = []
+    for c in record["cells"]:
+        if c["data"] != data or c["model"] not in configs:
+            continue
+        if c.get("config") == configs[c["model"]]:
+            if not c.get("recipe"):
+                c["recipe"] = recipes[c["model"]]
+        elif c.get("recipe") and c["recipe"] == recipes[c["model"]]:
+            c["config"] = configs[c["model"]]
+        else:
+            stale.append(c)
+    return stale
+
+
 # A Spearman may be None when measured (fewer than two pairs); its pair count, None only when the calibration report
 # lacked that population, tells the two apart.
 PAIR_COUNT = {"spearman_kept": "kept_pairs", "spearman_top": "top_pairs"}
@@ -332,11 +354,12 @@ def recipe_twins(models: list[str]) -> dict[str, str]:
     return twins
 
 
-def record_cell(data: str, setting: dict[str, Any], zoo_row: dict[str, Any], config: str) -> dict[str, Any]:
-    """One record entry from a finished zoo cell."""
+def record_cell(data: str, setting: dict[str, Any], zoo_row: dict[str, Any], config: str,
+                recipe: str | None = None) -> dict[str, Any]:
+    """One record entry from a finished zoo cell; ``recipe`` is its config's ``recipe_digest``."""
     return {
         "data": data, "model": zoo_row["model"], "seed": zoo_row["seed"], "setting": setting["digest"],
-        "config": config,
+        "config": config, "recipe": recipe,
         "epochs": setting["epochs"], "imgsz": setting["imgsz"],
         "mAP50-95": zoo_row["mAP50-95"], "mAP50": zoo_row["mAP50"], "AP75": zoo_row["mAP75"],
         "coco_AP": zoo_row.get("coco_AP"), "coco_AP75": zoo_row.get("coco_AP75"), "spearman": zoo_row.get("spearman"),
@@ -580,6 +603,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 raise BenchmarkError(f"data set {d}: {shared / 'datasets' / DATASETS[d]['yaml']} does not exist; "
                                      "give --shared, the folder holding datasets/ (../shared beside the checkout)")
     configs = {} if args.report_only else {Path(m).stem: config_digest(m) for m in models}
+    recipes = {} if args.report_only else {Path(m).stem: recipe_digest(m) for m in models}
     failed = []
     for d in names:
         setting = settings_for(d, args)
@@ -589,9 +613,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                  f"({record['datasets'][d]}); use another --record for this request")
         if args.report_only:
             continue
-        stale = [c for c in record["cells"] if c["data"] == d and c["model"] in configs
-                 and c.get("config") != configs[c["model"]]]
-        if stale:  # an edited config (e.g. a shipped variant's new recipe): its old cells are kept aside, not lost
+        stale = edited_config_cells(record, d, configs, recipes)
+        if stale:  # an edited recipe (e.g. a shipped variant's new one): its old cells are kept aside, not lost
             by_stem = {Path(m).stem: m for m in models}
             retire(record, stale, lambda c: retirement_reason(c, by_stem[c["model"]]))
             print(f"== {d}: {len(stale)} cell(s) of {sorted({c['model'] for c in stale})} were made with an earlier "
@@ -635,7 +658,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if (row["model"], row["seed"]) in have:
                 continue
             full = json.loads((cell_dir / f"{row['model']}-s{row['seed']}.json").read_text())  # the zoo's cell file
-            record["cells"].append(record_cell(d, setting, {**full, **row}, configs[row["model"]]))
+            record["cells"].append(record_cell(d, setting, {**full, **row}, configs[row["model"]],
+                                               recipes[row["model"]]))
             have.add((row["model"], row["seed"]))
         if not args.retrain_same_recipe:  # the twins of the models just trained
             take_same_recipe_cells(record, d, setting, models, configs, seeds)

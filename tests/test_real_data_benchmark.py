@@ -67,6 +67,13 @@ def test_real_data_benchmark_end_to_end(coco128_yaml, tmp_path, capsys):
     assert copy["config"] == real_data.config_digest(str(twin)) != source["config"]
     assert "yolov8n-vfltwin, seed(s) 0: the cells of yolov8n-vfl" in (tmp_path / "rec.md").read_text()
 
+    # editing a config's comment keeps its cells (the same recipe), under the new text's digest; nothing is trained
+    twin.write_text("# the same recipe, described\n" + twin.read_text())
+    assert real_data.main(_tiny(tmp_path, "--models", f"yolov8n.yaml,{twin}")) == 0
+    assert "earlier version of their config" not in capsys.readouterr().out and not (tmp_path / "runs").exists()
+    kept = next(c for c in json.loads((tmp_path / "rec.json").read_text())["cells"] if c["model"] == "yolov8n-vfltwin")
+    assert kept["config"] == real_data.config_digest(str(twin)) and kept["mAP50-95"] == source["mAP50-95"]
+
     # editing a config retires its cells (kept in the record, out of the tables) and trains it anew
     twin.write_text(twin.read_text() + "  vfl_gamma: 1.5\n")
     assert real_data.main(_tiny(tmp_path, "--models", f"yolov8n.yaml,{twin}")) == 0
@@ -249,6 +256,26 @@ def test_recipe_twins_in_one_request():
         "yolov8n-gfl": "yolov8n-stock-dgqp"}
     assert real_data.recipe_twins(["yolov8n-gfl.yaml", dgqp]) == {"yolov8n-stock-dgqp": "yolov8n-gfl"}
     assert real_data.recipe_twins(["yolov8n.yaml", "yolov8n-gfl.yaml", "yolov8s-gfl.yaml"]) == {}  # scales differ
+
+
+def test_a_comment_edit_keeps_the_cells_a_recipe_edit_retires_them():
+    record = {"cells": [
+        {"data": "a", "model": "m", "seed": 0, "config": "text1"},  # made before cells carried their recipe
+        {"data": "a", "model": "n", "seed": 0, "config": "old", "recipe": "r2"},
+        {"data": "a", "model": "k", "seed": 0, "config": "old", "recipe": "r0"},
+        {"data": "a", "model": "u", "seed": 0, "config": "old"},  # text changed, recipe unknown
+        {"data": "b", "model": "m", "seed": 0, "config": "other"},  # another data set: not this call's
+    ]}  # fmt: skip
+    configs = {"m": "text1", "n": "new", "k": "new", "u": "new"}
+    recipes = {"m": "r1", "n": "r2", "k": "r3", "u": "r4"}
+    stale = real_data.edited_config_cells(record, "a", configs, recipes)
+    assert [c["model"] for c in stale] == ["k", "u"]  # recipe changed; recipe unknown
+    m, n = record["cells"][0], record["cells"][1]
+    assert m["recipe"] == "r1"  # unchanged text: it learns its recipe, so a later comment edit keeps it
+    assert n["config"] == "new" and n["recipe"] == "r2"  # only the text changed: kept, under the new text's digest
+    assert "recipe" not in record["cells"][4]
+    # the same config, its comment edited after the first call: kept
+    assert real_data.edited_config_cells(record, "a", {"m": "text2"}, {"m": "r1"}) == [] and m["config"] == "text2"
 
 
 def test_retirement_reason_names_a_name_digest():
