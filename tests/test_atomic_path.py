@@ -66,3 +66,15 @@ def test_stale_temps_are_those_of_a_dead_writer_untouched_for_a_while(tmp_path):
     assert all(p.exists() for p in (fresh, live, other, user, tmp_path / "last.pt"))
     assert remove_stale_temps(tmp_path, min_age_s=0) == [fresh]
     assert remove_stale_temps(tmp_path / "missing") == []
+
+
+def test_on_windows_no_process_is_asked_after(tmp_path, monkeypatch):
+    """Windows' os.kill terminates the process whatever the signal, so there a stale copy is left, never probed."""
+    stale = plant(tmp_path, f".last.pt.{dead_pid()}-0badcafe.tmp", age_s=3600)
+
+    def no_kill(pid, sig):
+        raise AssertionError("os.kill called")
+
+    monkeypatch.setattr(os, "name", "nt")
+    monkeypatch.setattr(os, "kill", no_kill)
+    assert remove_stale_temps(tmp_path) == [] and stale.exists()

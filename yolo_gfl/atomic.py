@@ -48,6 +48,8 @@ def write_atomic(path: str | Path, data: bytes | bytearray | memoryview | str) -
 
 
 def _process_alive(pid: int) -> bool:
+    if os.name == "nt":  # Windows' os.kill terminates the process whatever the signal: never ask there
+        return True
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
