@@ -25,6 +25,8 @@ __all__ = ["AtomicWritePath", "remove_stale_temps", "write_atomic"]
 
 # write_atomic's temporary name: ".<target name>.<pid>-<8 hex digits>.tmp"
 _TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
+# Windows' os.kill terminates the process whatever the signal, so no process is asked after there
+_CAN_PROBE_PROCESSES = os.name != "nt"
 
 
 def write_atomic(path: str | Path, data: bytes | bytearray | memoryview | str) -> int:
@@ -48,7 +50,7 @@ def write_atomic(path: str | Path, data: bytes | bytearray | memoryview | str) -
 
 
 def _process_alive(pid: int) -> bool:
-    if os.name == "nt":  # Windows' os.kill terminates the process whatever the signal: never ask there
+    if not _CAN_PROBE_PROCESSES:
         return True
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
