@@ -307,22 +307,22 @@ def _recipe_if_unchanged(model_stem: str, config: str | None) -> str | None:
 
 
 def same_recipe_cells(record: dict[str, Any], data: str, setting: dict[str, Any], models: list[str],
-                      configs: dict[str, str], seeds: list[int]) -> list[dict[str, Any]]:
+                      configs: dict[str, str], recipes: dict[str, str], seeds: list[int]) -> list[dict[str, Any]]:
     """Record entries for requested (model, seed) cells that the record lacks but holds under another model name with
     the same recipe (``recipe_digest``), data set, settings and seed: the same training run, taken over with
-    ``same_recipe_as`` naming the cell it copies. ``configs``: each requested model's ``config_digest`` by name. A
-    record cell counts only while its config file is unchanged."""
+    ``same_recipe_as`` naming the cell it copies. ``configs``, ``recipes``: each requested model's ``config_digest`` and
+    ``recipe_digest`` by name. A record cell counts only while its config file is unchanged."""
     have = {(c["model"], c["seed"]) for c in record["cells"] if c["data"] == data}
-    wanted = {Path(m).stem: (recipe_digest(m), configs[Path(m).stem]) for m in models}
-    recipes: dict[str, str | None] = {}
+    wanted = {Path(m).stem: (recipes[Path(m).stem], configs[Path(m).stem]) for m in models}
+    cell_recipes: dict[str, str | None] = {}
     taken = []
     for cell in record["cells"]:
         if cell["data"] != data or cell.get("setting") != setting["digest"] or cell.get("same_recipe_as"):
             continue
-        if cell["model"] not in recipes:
-            recipes[cell["model"]] = _recipe_if_unchanged(cell["model"], cell.get("config"))
+        if cell["model"] not in cell_recipes:
+            cell_recipes[cell["model"]] = _recipe_if_unchanged(cell["model"], cell.get("config"))
         for stem, (recipe, config) in wanted.items():
-            if (stem != cell["model"] and recipe == recipes[cell["model"]] and cell["seed"] in seeds
+            if (stem != cell["model"] and recipe == cell_recipes[cell["model"]] and cell["seed"] in seeds
                     and (stem, cell["seed"]) not in have):
                 taken.append({**cell, "model": stem, "config": config, "same_recipe_as": cell["model"]})
                 have.add((stem, cell["seed"]))
@@ -330,9 +330,9 @@ def same_recipe_cells(record: dict[str, Any], data: str, setting: dict[str, Any]
 
 
 def take_same_recipe_cells(record: dict[str, Any], data: str, setting: dict[str, Any], models: list[str],
-                           configs: dict[str, str], seeds: list[int]) -> None:
+                           configs: dict[str, str], recipes: dict[str, str], seeds: list[int]) -> None:
     """Add ``same_recipe_cells`` to the record, saying so for each."""
-    for cell in same_recipe_cells(record, data, setting, models, configs, seeds):
+    for cell in same_recipe_cells(record, data, setting, models, configs, recipes, seeds):
         print(f"== {data}: {cell['model']} seed {cell['seed']} has the recipe of {cell['same_recipe_as']}: its cell "
               "is taken from the record, not retrained (--retrain-same-recipe trains it)", flush=True)
         record["cells"].append(cell)
@@ -624,7 +624,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             retire_for_remeasure(record, d, remeasure, seeds, project / zoo_name / "cells")
             save_record(record, record_path)  # at once, so the old cells stay retired if this run is stopped
         if not args.retrain_same_recipe:
-            take_same_recipe_cells(record, d, setting, models, configs, seeds)
+            take_same_recipe_cells(record, d, setting, models, configs, recipes, seeds)
         have = {(c["model"], c["seed"]) for c in record["cells"] if c["data"] == d}
         todo = [m for m in models if any((Path(m).stem, s) not in have for s in seeds)]
         if not args.retrain_same_recipe:  # two requested configs with one recipe: train it once, copy it after
@@ -662,7 +662,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                recipes[row["model"]]))
             have.add((row["model"], row["seed"]))
         if not args.retrain_same_recipe:  # the twins of the models just trained
-            take_same_recipe_cells(record, d, setting, models, configs, seeds)
+            take_same_recipe_cells(record, d, setting, models, configs, recipes, seeds)
         save_record(record, record_path)  # after every data set
     md = tables(record)
     header = (f"# Real-data fine-tune benchmark\n\nMade by `python {' '.join(['benchmarks/real_data.py'] + args.argv)}`"
