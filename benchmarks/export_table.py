@@ -1,6 +1,7 @@
 """The variant x export-format table of docs/export.md, measured: each variant (stock YOLOv8n's COCO weights
 transferred into it, so it finds real objects) is exported to each format through ``YOLOGFL.export`` and predicted
-through plain ``YOLO(file)`` on real coco128 images, against the PyTorch checkpoint (``yolo_gfl.export``).
+through plain ``YOLO(file)`` on real coco128 images, against the PyTorch checkpoint (the harness
+``benchmarks/export_check.py``).
 
     python benchmarks/export_table.py --out docs/export_table.md
     python benchmarks/export_table.py --formats onnx,openvino --variants gfl,vfnet   # a part of it
@@ -17,16 +18,18 @@ import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_VERBOSE", "False")
+sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 from ultralytics.engine.exporter import export_formats  # noqa: E402
 
+from benchmarks.export_check import BOX_TOL, SCORE_TOL, export_and_compare  # noqa: E402
 from yolo_gfl import YOLOGFL  # noqa: E402
-from yolo_gfl.export import BOX_TOL, SCORE_TOL, export_and_compare  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 VARIANTS = ("stock", "vfl", "qfl", "gfl", "vfnet")
 
 

@@ -1,10 +1,15 @@
-"""ONNX export of every variant: outputs match PyTorch on real images; the file predicts through plain `yolo`."""
+"""ONNX export of every variant: outputs match PyTorch on real images; the file predicts through plain `yolo`. The
+package's up-front format check (yolo_gfl.export) and the benchmarks' verification harness
+(benchmarks/export_check.py, which the export table uses)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -75,9 +80,6 @@ def test_dgqp_refused_up_front_for_paddle(tmp_path, monkeypatch):
 def test_export_table_script_measures_and_refuses(tmp_path, coco128_yaml, stock_pt):
     """The table of docs/export.md comes from this script: formats that work match PyTorch within the stated
     tolerance on real images; the others are refused up front, with the reason."""
-    import sys
-    from pathlib import Path
-
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "export_table.py"
     out = tmp_path / "table.md"
     r = subprocess.run([sys.executable, str(script), "--formats", "onnx,openvino,paddle", "--variants", "gfl,vfnet",
@@ -106,3 +108,36 @@ def test_vfnet_refused_up_front_only_where_a_converter_fails():
         with pytest.raises(ValueError, match=f"format='{fmt}' cannot be exported for a VFNet head.*yolov8n-vfl.yaml"):
             check_export(model, fmt)
     check_export(YOLOGFL("yolov8n-vfl.yaml").model, "coreml")  # only the VFNet head is refused
+
+
+def _results(boxes, conf, cls):
+    return SimpleNamespace(boxes=SimpleNamespace(xyxy=torch.tensor(boxes, dtype=torch.float32),
+                                                 conf=torch.tensor(conf), cls=torch.tensor(cls)))
+
+
+def test_harness_pairs_detections_by_class_and_iou():
+    """The harness pairs detections by class and IoU; one found on one side only counts unless its score lies within
+    the tolerance band of the threshold (rounding may put it on either side)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.export_check import SCORE_TOL, compare_predictions, within_tolerance
+
+    ref = _results([[0, 0, 10, 10], [20, 20, 40, 40]], [0.9, 0.5], [0.0, 1.0])
+    same = _results([[20, 20, 40.2, 40], [0, 0, 10, 10]], [0.5005, 0.9], [1.0, 0.0])
+    stats = compare_predictions(ref, same, conf=0.25)
+    assert stats["matched"] == 2 and stats["unmatched"] == 0
+    assert abs(stats["box"] - 0.2) < 1e-5 and abs(stats["score"] - 5e-4) < 1e-6
+    assert within_tolerance(stats)
+    other_class = _results([[20, 20, 40, 40], [0, 0, 10, 10]], [0.5, 0.9], [0.0, 0.0])
+    assert compare_predictions(ref, other_class, conf=0.25)["unmatched"] == 2
+    at_threshold = _results([[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 60, 60]], [0.9, 0.5, 0.25 + SCORE_TOL / 2],
+                            [0.0, 1.0, 2.0])
+    assert compare_predictions(ref, at_threshold, conf=0.25)["unmatched"] == 0
+    assert not within_tolerance({**stats, "box": 1.0})
+
+
+def test_product_export_module_holds_no_harness():
+    """yolo_gfl.export keeps the format check and the format list; the harness lives in benchmarks/."""
+    import yolo_gfl.export as export
+
+    assert {"check_export", "export_support", "missing_packages"} <= set(export.__all__)
+    assert not hasattr(export, "export_and_compare") and not hasattr(export, "compare_predictions")
