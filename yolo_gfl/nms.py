@@ -1,9 +1,15 @@
-"""Gaussian soft-NMS and per-level candidate selection, in pure torch (CPU or CUDA).
+"""Gaussian soft-NMS, score voting and per-level candidate selection, in pure torch (CPU or CUDA).
 
 Soft-NMS: Bodla, Singh, Chellappa, Davis, "Soft-NMS -- Improving Object Detection With One Line of Code", ICCV 2017.
 Instead of deleting every box that overlaps a kept one by more than a threshold, soft-NMS lowers its score by a
 function of the overlap; the Gaussian penalty (paper, Eq. 3) is ``s_i <- s_i * exp(-IoU(M, b_i)^2 / sigma)``. Boxes
 whose score falls below a small threshold are dropped. VarifocalNet's VFNet-X entries use soft-NMS at test time.
+
+Score voting: Kim and Lee, "Probabilistic Anchor Assignment with IoU Prediction for Object Detection" (PAA), ECCV 2020,
+Sec. 3.4. After NMS has kept a box, the boxes around it still say where the object is: the kept box moves to the mean
+of its neighbours, each weighted by its score and by how much it overlaps the kept box,
+``p_i = s_i * exp(-(1 - IoU(b, b_i))^2 / sigma_t)``, with sigma_t = 0.025 (the paper's value, and the constant in
+mmdetection's PAA head). The kept box's score and class do not change.
 
 The "at most 1000 candidates per pyramid level before NMS" setting of FCOS/ATSS/GFL/VarifocalNet is
 ``topk_per_level``.
@@ -15,17 +21,9 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["soft_nms", "batched_soft_nms", "topk_per_level"]
+__all__ = ["soft_nms", "batched_soft_nms", "vote_boxes", "pairwise_iou", "topk_per_level", "VOTE_SIGMA"]
 
-
-def _iou_one_to_many(box: torch.Tensor, boxes: torch.Tensor, areas: torch.Tensor) -> torch.Tensor:
-    """IoU of one xyxy box (4,) with boxes (N, 4) whose areas (N,) are precomputed -> (N,)."""
-    inter_wh = (torch.minimum(box[2:], boxes[:, 2:]) - torch.maximum(box[:2], boxes[:, :2])).clamp(min=0)
-    inter = inter_wh[:, 0] * inter_wh[:, 1]
-    area = (box[2:] - box[:2]).clamp(min=0).prod()
-    union = area + areas - inter
-    # Degenerate (zero-area) pairs have union 0: call their IoU 0 rather than NaN.
-    return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), torch.zeros_like(inter))
+VOTE_SIGMA = 0.025  # PAA (Kim and Lee, ECCV 2020), Sec. 3.4: sigma_t of score voting
 
 
 def soft_nms(
@@ -70,7 +68,6 @@ def soft_nms(
         return keep[:0], kept_scores[:0].to(scores.dtype)
 
     boxes_f = boxes.float()  # float32 maths whatever the input dtype: products of pixel coordinates overflow half
-    areas = (boxes_f[:, 2:] - boxes_f[:, :2]).clamp(min=0).prod(-1)
     current = scores.float().clone()
     # Dead boxes (kept or dropped) sit at -inf so argmax never picks them again.
     current.masked_fill_(~(current >= score_threshold), float("-inf"))  # written this way it also drops NaN scores
@@ -84,7 +81,7 @@ def soft_nms(
         keep[num_kept], kept_scores[num_kept] = best, best_score
         num_kept += 1
         current[best] = float("-inf")
-        iou = _iou_one_to_many(boxes_f[best], boxes_f, areas)
+        iou = pairwise_iou(boxes_f[best][None], boxes_f)[0]
         current *= torch.exp(-iou.square() / sigma)
         # Dead boxes stay dead: -inf times a factor is -inf, or NaN when the factor underflows to 0 (tiny sigma), and
         # ~(x >= threshold) catches both.
@@ -125,6 +122,68 @@ def batched_soft_nms(
     span = boxes_f.max() - boxes_f.min() + 1
     shifted = boxes_f + (classes.to(boxes_f.dtype) * span).unsqueeze(-1)
     return soft_nms(shifted, scores, sigma, score_threshold, max_det)
+
+
+def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of every xyxy box of ``a`` (K, 4) with every one of ``b`` (N, 4) -> (K, N), in float32 whatever the input
+    dtype (products of pixel coordinates overflow half). A pair whose union is empty (zero-area boxes) has IoU 0."""
+    a, b = a.float(), b.float()
+    area_a = (a[:, 2:] - a[:, :2]).clamp(min=0).prod(-1)
+    area_b = (b[:, 2:] - b[:, :2]).clamp(min=0).prod(-1)
+    wh = (torch.minimum(a[:, None, 2:], b[None, :, 2:]) - torch.maximum(a[:, None, :2], b[None, :, :2])).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = area_a[:, None] + area_b[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), torch.zeros_like(inter))
+
+
+def vote_boxes(
+    kept: torch.Tensor,
+    kept_groups: torch.Tensor,
+    boxes: torch.Tensor,
+    weights: torch.Tensor,
+    groups: torch.Tensor,
+    iou_threshold: float,
+    sigma: float = VOTE_SIGMA,
+    exclusive: bool = True,
+) -> torch.Tensor:
+    """Score voting (PAA, Kim and Lee, ECCV 2020, Sec. 3.4): move each kept box to the weighted mean of its cluster.
+
+    Every candidate ``b_i`` of the same group (class) that overlaps a kept box ``b`` by IoU > ``iou_threshold`` votes
+    for it with weight ``p_i = w_i * exp(-(1 - IoU(b, b_i))^2 / sigma)``; the voted box is ``sum p_i b_i / sum p_i``,
+    so it lies inside the hull of its voters. With ``exclusive`` the clusters are those of greedy hard NMS at
+    ``iou_threshold``: a candidate votes only for the first kept box (in the given order, NMS's descending score) that
+    overlaps it, which is the one that suppressed it. Without, a candidate votes for every kept box it overlaps, as
+    PAA's code does (threshold 0.01 there). A kept box with no voter of positive weight (zero area, zero weights)
+    stays where it is.
+
+    Args:
+        kept: (K, 4) xyxy kept boxes, in the order NMS kept them.
+        kept_groups: (K,) group of each kept box (its class; all equal for class-agnostic voting).
+        boxes: (N, 4) xyxy candidates (the boxes NMS saw, kept ones included).
+        weights: (N,) each candidate's weight ``w_i`` (a score in [0, 1]).
+        groups: (N,) group of each candidate.
+        iou_threshold: a candidate votes when its IoU with the kept box is above this.
+        sigma: width of the overlap term (PAA: 0.025); larger lets looser boxes count more. Must be > 0.
+
+    Returns:
+        (K, 4) voted boxes in ``kept``'s dtype; the arithmetic is float32 (fp16 inputs are safe).
+
+    Cost: one (K, N) IoU matrix and one (K, N) x (N, 4) product; no Python loop over boxes.
+    """
+    if sigma <= 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    if kept.numel() == 0 or boxes.numel() == 0:
+        return kept.clone()
+    iou = pairwise_iou(kept, boxes)  # (K, N) float32
+    member = (iou > iou_threshold) & (kept_groups[:, None] == groups[None, :])
+    if exclusive:
+        # argmax returns the first maximum: the first kept box (highest score) that overlaps the candidate
+        first = member.to(torch.uint8).argmax(0)
+        member &= torch.arange(kept.shape[0], device=kept.device)[:, None] == first[None, :]
+    p = weights.float()[None, :] * torch.exp(-(1 - iou).square() / sigma) * member
+    total = p.sum(1, keepdim=True)
+    voted = (p @ boxes.float()) / total.clamp(min=torch.finfo(torch.float32).tiny)
+    return torch.where(total > 0, voted, kept.float()).to(kept.dtype)
 
 
 def topk_per_level(scores: torch.Tensor, level_sizes: Sequence[int] | torch.Tensor, k: int) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The papers' inference settings at val/predict time: pre-NMS top-k per pyramid level and Gaussian soft-NMS.
+"""Inference settings at val/predict time: the papers' pre-NMS top-k per level, Gaussian soft-NMS and score voting.
 
 FCOS, ATSS, GFL and VarifocalNet all test with: score threshold 0.05, at most 1000 candidates per pyramid level before
 NMS, NMS IoU 0.6, at most 100 detections per image; VarifocalNet's VFNet-X entries replace NMS by soft-NMS. In yolo_gfl
@@ -10,6 +10,18 @@ these are val/predict options beside Ultralytics' own ``conf``, ``iou`` and ``ma
   while its decayed score stays at or above ``conf``, so every returned box still has a score >= ``conf``, as
   Ultralytics' ``conf`` promises. (Ultralytics' own boolean ``nms`` argument keeps its meaning; only the strings
   ``hard``/``soft`` are these.)
+* ``nms=vote``: score voting (PAA, Kim and Lee, ECCV 2020, Sec. 3.4; ``yolo_gfl.nms.vote_boxes``). Hard NMS keeps
+  exactly the detections Ultralytics' NMS keeps (same candidates, classes, scores and count); each kept box then moves
+  to the weighted mean of its cluster, the candidates of its class it suppressed (per class unless ``agnostic_nms``),
+  weights ``w_i * exp(-(1 - IoU_i)^2 / vote_sigma)``. Options:
+
+  - ``vote_sigma`` (default 0.025, PAA's sigma_t): larger lets looser neighbours count more;
+  - ``vote_weight``: what ``w_i`` is. ``score`` (default): the detection score, J = C x I for a model with a quality
+    branch (GFLv2), sigmoid(C) otherwise, so it works on any detection checkpoint, stock or exported; ``class``: C
+    alone; ``quality``: the quality I alone (both need a quality branch, read from the PyTorch model's head);
+  - ``vote_iou``: unset (default), the clusters are hard NMS's own at ``iou``; a number t: every candidate of the class
+    overlapping the kept box by more than t votes for it, so a candidate may vote for several kept boxes (PAA's code
+    votes with all candidates above IoU 0.01).
 * ``soft_sigma`` (default 0.5, the soft-NMS paper's and mmcv's value): smaller is harsher.
   Note: VarifocalNet's released VFNet-X config asks mmcv for ``soft_nms`` with ``iou_threshold=0.65`` and no method,
   and mmcv's default method is *linear* (decay by 1 - IoU above 0.65, drop under 0.001); the Gaussian form here is
@@ -26,13 +38,17 @@ from typing import Any
 
 import torch
 from torch import nn
+import torchvision
 from ultralytics.utils import nms as ultralytics_nms
 from ultralytics.utils.ops import xywh2xyxy
 
-from ..nms import batched_soft_nms, topk_per_level
+from ..nms import VOTE_SIGMA, batched_soft_nms, topk_per_level, vote_boxes
 
 __all__ = [
     "INFERENCE_OPTIONS",
+    "InferenceOptionError",
+    "QualityTap",
+    "detect_head",
     "PAPER_SETTINGS",
     "DEFAULT_INFERENCE",
     "split_inference_options",
@@ -42,17 +58,24 @@ __all__ = [
     "postprocess_detections",
 ]
 
-INFERENCE_OPTIONS = ("nms", "pre_nms_topk", "soft_sigma", "paper")
-NMS_KINDS = ("hard", "soft")
+INFERENCE_OPTIONS = ("nms", "pre_nms_topk", "soft_sigma", "vote_sigma", "vote_weight", "vote_iou", "paper")
+NMS_KINDS = ("hard", "soft", "vote")
+VOTE_WEIGHTS = ("score", "class", "quality")
+VOTE_OPTIONS = ("vote_sigma", "vote_weight", "vote_iou")
 PAPER_SETTINGS: dict[str, Any] = {"conf": 0.05, "iou": 0.6, "max_det": 100, "pre_nms_topk": 1000}
-DEFAULT_INFERENCE: dict[str, Any] = {"nms": "hard", "pre_nms_topk": None, "soft_sigma": 0.5}
+DEFAULT_INFERENCE: dict[str, Any] = {"nms": "hard", "pre_nms_topk": None, "soft_sigma": 0.5, "vote_sigma": VOTE_SIGMA,
+                                     "vote_weight": "score", "vote_iou": None}
 DEFAULT_STRIDES = (8, 16, 32)  # YOLOv8's P3-P5, for exported models whose head is not at hand
+
+
+class InferenceOptionError(ValueError):
+    """An inference option that is invalid, or that the model at hand cannot serve; the message names the fix."""
 
 
 def split_inference_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split val/predict keyword arguments into (yolo_gfl inference options, Ultralytics' arguments).
 
-    ``nms`` is ours only as a string (``hard``/``soft`` or a typo of them); ``nms=True/False/None`` stays Ultralytics'.
+    ``nms`` is ours only as a string (``hard``/``soft``/``vote`` or a typo of them); ``nms=True/False/None`` stays Ultralytics'.
     """
     ours, theirs = {}, {}
     for key, value in kwargs.items():
@@ -71,15 +94,15 @@ def check_inference_options(options: dict[str, Any], args: dict[str, Any] | None
         args: Ultralytics' val/predict arguments, updated in place by ``paper=True`` where not given explicitly.
 
     Raises:
-        ValueError: naming the option, the value and what is allowed.
+        InferenceOptionError: naming the option, the value and what is allowed.
     """
     unknown = sorted(set(options) - set(INFERENCE_OPTIONS))
     if unknown:
-        raise ValueError(f"unknown inference option(s) {unknown}; valid: {', '.join(INFERENCE_OPTIONS)}.")
+        raise InferenceOptionError(f"unknown inference option(s) {unknown}; valid: {', '.join(INFERENCE_OPTIONS)}.")
     out = dict(DEFAULT_INFERENCE)
     paper = options.get("paper", False)
     if not isinstance(paper, bool):
-        raise ValueError(f"inference option paper={paper!r} must be True or False.")
+        raise InferenceOptionError(f"inference option paper={paper!r} must be True or False.")
     if paper:
         out["pre_nms_topk"] = PAPER_SETTINGS["pre_nms_topk"]
         if args is not None:
@@ -88,35 +111,93 @@ def check_inference_options(options: dict[str, Any], args: dict[str, Any] | None
     if "nms" in options:
         kind = options["nms"]
         if not isinstance(kind, str) or kind.lower() not in NMS_KINDS:
-            raise ValueError(f"inference option nms={kind!r} is not valid: expected hard | soft.")
+            raise InferenceOptionError(f"inference option nms={kind!r} is not valid: expected hard | soft | vote.")
         out["nms"] = kind.lower()
     if options.get("pre_nms_topk") is not None:
         k = options["pre_nms_topk"]
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"inference option pre_nms_topk={k!r} is not valid: expected an int >= 1 (e.g. 1000).")
+            raise InferenceOptionError(f"inference option pre_nms_topk={k!r} is not valid: expected an int >= 1 (e.g. 1000).")
         out["pre_nms_topk"] = k
     if "soft_sigma" in options:
         sigma = options["soft_sigma"]
         if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 < sigma <= 10:
-            raise ValueError(f"inference option soft_sigma={sigma!r} is not valid: expected a number in (0, 10].")
+            raise InferenceOptionError(f"inference option soft_sigma={sigma!r} is not valid: expected a number in (0, 10].")
         out["soft_sigma"] = float(sigma)
+    given = [k for k in VOTE_OPTIONS if options.get(k) is not None and options[k] != DEFAULT_INFERENCE[k]]
+    if given and out["nms"] != "vote":
+        raise InferenceOptionError(f"inference option(s) {', '.join(given)} tune score voting: add nms=vote, or leave "
+                                   "them out.")
+    if options.get("vote_sigma") is not None:
+        sigma = options["vote_sigma"]
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 < sigma <= 10:
+            raise InferenceOptionError(f"inference option vote_sigma={sigma!r} is not valid: expected a number in "
+                                       f"(0, 10] (PAA's: {VOTE_SIGMA}).")
+        out["vote_sigma"] = float(sigma)
+    if options.get("vote_weight") is not None:
+        weight = options["vote_weight"]
+        if not isinstance(weight, str) or weight.lower() not in VOTE_WEIGHTS:
+            raise InferenceOptionError(f"inference option vote_weight={weight!r} is not valid: expected "
+                                       f"{' | '.join(VOTE_WEIGHTS)}.")
+        out["vote_weight"] = weight.lower()
+    if options.get("vote_iou") is not None:
+        t = options["vote_iou"]
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t < 1:
+            raise InferenceOptionError(f"inference option vote_iou={t!r} is not valid: expected a number in [0, 1) "
+                                       "(PAA's code: 0.01), or leave it out for hard NMS's clusters.")
+        out["vote_iou"] = float(t)
     return out
 
 
-def head_strides(model: Any) -> list[float]:
-    """Strides of the detection levels of ``model`` (a DetectionModel, or Ultralytics' AutoBackend around one).
-
-    Exported models (ONNX, TorchScript, ...) carry no head module; they get YOLOv8's P3-P5 strides (8, 16, 32).
-    """
+def detect_head(model: Any) -> nn.Module | None:
+    """The detection head of ``model`` (a DetectionModel, or Ultralytics' AutoBackend around one); None for an exported
+    model (ONNX, TorchScript, ...), which carries no head module."""
     m = model
     for _ in range(4):
         seq = getattr(m, "model", None)
         if isinstance(seq, nn.Sequential) and len(seq) and torch.is_tensor(getattr(seq[-1], "stride", None)):
-            return [float(s) for s in seq[-1].stride.tolist()]
+            return seq[-1]
         m = seq
         if m is None:
             break
-    return [float(s) for s in DEFAULT_STRIDES]
+    return None
+
+
+def head_strides(model: Any) -> list[float]:
+    """Strides of the detection levels of ``model``; an exported model gets YOLOv8's P3-P5 strides (8, 16, 32)."""
+    head = detect_head(model)
+    return [float(s) for s in (head.stride.tolist() if head is not None else DEFAULT_STRIDES)]
+
+
+class QualityTap:
+    """Keeps the quality I (B, 1, A) that a model's quality branch computed in its last forward pass, for score voting
+    weighted by C or I alone (``vote_weight=class|quality``); the head's output carries only J = C x I^a.
+
+    A forward hook on the branch, removed by ``close()``. Raises InferenceOptionError for a model without a branch.
+    """
+
+    def __init__(self, model: Any, weight: str):
+        head = detect_head(model)
+        branch = getattr(head, "dgqp", None) if head is not None else None
+        if branch is None:
+            what = "an exported model" if head is None else "this model"
+            raise InferenceOptionError(f"vote_weight={weight} needs the quality branch I of a PyTorch model with one "
+                                       f"(-gfl); {what} has none: use vote_weight=score.")
+        self.power = float(getattr(head, "quality_power", 1.0))  # J = sigmoid(C) x I^power
+        self.quality: torch.Tensor | None = None
+        self._handle = branch.register_forward_hook(self._keep)
+
+    def _keep(self, module, inputs, output) -> None:
+        self.quality = output
+
+    def take(self) -> torch.Tensor:
+        """The quality of the last forward pass (and forget it)."""
+        if self.quality is None:
+            raise RuntimeError("no forward pass of the quality branch since the last take()")
+        quality, self.quality = self.quality, None
+        return quality
+
+    def close(self) -> None:
+        self._handle.remove()
 
 
 def level_sizes(img_hw: tuple[int, int], strides: list[float], num_anchors: int) -> list[int]:
@@ -135,28 +216,64 @@ def level_sizes(img_hw: tuple[int, int], strides: list[float], num_anchors: int)
     return sizes
 
 
-def _soft_nms_image(
-    x: torch.Tensor, nc: int, conf: float, classes, agnostic: bool, multi_label: bool, max_det: int, sigma: float,
-    max_nms: int,
+def _candidate_rows(
+    x: torch.Tensor, nc: int, conf: float, classes, multi_label: bool, max_nms: int
 ) -> torch.Tensor:
-    """Soft-NMS on one image's (A, 4 + nc + extra) rows (xywh boxes); returns (K, 6 + extra) rows as Ultralytics'."""
+    """One image's (A, 4 + nc + extra) rows (xywh) -> the (n, 6 + extra) xyxy, score, class rows that enter NMS,
+    formed as Ultralytics' ``non_max_suppression`` forms them (confidence filter, one row per class above ``conf``
+    with ``multi_label``, class filter, the ``max_nms`` best)."""
     box, cls, extra = x[:, :4], x[:, 4 : 4 + nc], x[:, 4 + nc :]
     keep_rows = cls.amax(1) > conf
     box, cls, extra = xywh2xyxy(box[keep_rows]), cls[keep_rows], extra[keep_rows]
     if multi_label and nc > 1:
         i, j = torch.where(cls > conf)
-        rows = torch.cat((box[i], cls[i, j, None], j[:, None].float(), extra[i]), 1)
+        rows = torch.cat((box[i], cls[i, j, None], j[:, None].to(box.dtype), extra[i]), 1)
     else:
         score, j = cls.max(1, keepdim=True)
-        rows = torch.cat((box, score, j.float(), extra), 1)[score.view(-1) > conf]
+        rows = torch.cat((box, score, j.to(box.dtype), extra), 1)[score.view(-1) > conf]
     if classes is not None:
         rows = rows[(rows[:, 5:6] == torch.as_tensor(classes, device=rows.device)).any(1)]
-    if rows.shape[0] > max_nms:  # as Ultralytics: only the best max_nms candidates enter NMS
-        rows = rows[rows[:, 4].topk(max_nms).indices]
+    if rows.shape[0] > max_nms:
+        rows = rows[rows[:, 4].argsort(descending=True)[:max_nms]]
+    return rows
+
+
+def _soft_nms_image(
+    x: torch.Tensor, nc: int, conf: float, classes, agnostic: bool, multi_label: bool, max_det: int, sigma: float,
+    max_nms: int,
+) -> torch.Tensor:
+    """Soft-NMS on one image's (A, 4 + nc + extra) rows (xywh boxes); returns (K, 6 + extra) rows as Ultralytics'."""
+    rows = _candidate_rows(x, nc, conf, classes, multi_label, max_nms)
     group = torch.zeros_like(rows[:, 5]) if agnostic else rows[:, 5]
     keep, new_scores = batched_soft_nms(rows[:, :4], rows[:, 4], group, sigma, score_threshold=conf, max_det=max_det)
     out = rows[keep].float()
     out[:, 4] = new_scores.float()
+    return out
+
+
+MAX_WH = 7680  # Ultralytics' per-class coordinate offset for class-aware NMS (non_max_suppression's max_wh)
+
+
+def _vote_image(
+    x: torch.Tensor, nc: int, conf: float, iou: float, classes, agnostic: bool, multi_label: bool, max_det: int,
+    max_nms: int, sigma: float, weight: str, vote_iou: float | None, quality_power: float,
+) -> torch.Tensor:
+    """Hard NMS as Ultralytics runs it, then score voting within each kept box's cluster, on one image's
+    (A, 4 + nc + extra) rows; with ``weight`` class or quality the last extra channel is the quality I (dropped from
+    the output). Returns (K, 6 + extra) rows: Ultralytics' detections with the voted boxes."""
+    rows = _candidate_rows(x, nc, conf, classes, multi_label, max_nms)
+    group = torch.zeros_like(rows[:, 5]) if agnostic else rows[:, 5]
+    keep = torchvision.ops.nms(rows[:, :4] + group[:, None] * MAX_WH, rows[:, 4], iou)[:max_det]
+    if weight == "score":
+        w = rows[:, 4]
+    else:
+        quality = rows[:, -1].float().clamp(min=torch.finfo(torch.float32).tiny)
+        w = quality if weight == "quality" else rows[:, 4].float() / quality**quality_power
+        rows = rows[:, :-1]
+    out = rows[keep]
+    exclusive = vote_iou is None
+    out[:, :4] = vote_boxes(out[:, :4], group[keep], rows[:, :4], w, group, iou if exclusive else vote_iou, sigma,
+                            exclusive=exclusive)
     return out
 
 
@@ -169,6 +286,11 @@ def postprocess_detections(
     nms: str = "hard",
     pre_nms_topk: int | None = None,
     soft_sigma: float = 0.5,
+    vote_sigma: float = VOTE_SIGMA,
+    vote_weight: str = "score",
+    vote_iou: float | None = None,
+    quality: torch.Tensor | None = None,
+    quality_power: float = 1.0,
     sizes: list[int] | None = None,
     classes=None,
     agnostic: bool = False,
@@ -177,14 +299,17 @@ def postprocess_detections(
     max_nms: int = 30000,
     max_time_img: float = 0.05,
 ) -> list[torch.Tensor]:
-    """Ultralytics' ``non_max_suppression`` contract, with the pre-NMS per-level cap and soft-NMS on top.
+    """Ultralytics' ``non_max_suppression`` contract, with the pre-NMS per-level cap, soft-NMS and score voting.
 
     Args:
         preds: (B, 4 + nc + extra, A) model output (xywh pixels, scores), or a tuple whose first element it is.
         conf, iou, max_det, classes, agnostic, multi_label, nc, max_nms: as Ultralytics' ``non_max_suppression``.
         max_time_img: hard NMS stops after 2 s + this many seconds per image and leaves the rest of the batch empty,
             as Ultralytics' (0.05); ``math.inf`` never stops (evaluation). Soft-NMS has no limit.
-        nms: ``hard`` (Ultralytics' NMS) or ``soft`` (Gaussian soft-NMS with ``soft_sigma``).
+        nms: ``hard`` (Ultralytics' NMS), ``soft`` (Gaussian soft-NMS with ``soft_sigma``) or ``vote`` (hard NMS, then
+            score voting with ``vote_sigma``, ``vote_weight`` and ``vote_iou``; see the module's docstring).
+        quality: (B, 1, A) the quality I of the same forward pass, needed by ``vote_weight=class|quality``;
+            ``quality_power`` is the head's exponent a in J = sigmoid(C) x I^a.
         pre_nms_topk: keep at most this many anchors per level (ranked by best class score) before NMS.
         sizes: anchors per level (``level_sizes``); needed with ``pre_nms_topk``.
 
@@ -193,6 +318,11 @@ def postprocess_detections(
     """
     pred = preds[0] if isinstance(preds, (list, tuple)) else preds
     nc = nc or pred.shape[1] - 4
+    weighs_by_quality = nms == "vote" and vote_weight != "score"
+    if weighs_by_quality:
+        if quality is None:
+            raise InferenceOptionError(f"vote_weight={vote_weight} needs the quality I of the forward pass (QualityTap).")
+        pred = torch.cat((pred, quality.to(pred.dtype)), 1)  # an extra channel, carried through the per-level cap
     if pre_nms_topk:
         if sizes is None:
             raise ValueError("pre_nms_topk needs the anchors per pyramid level (sizes=...).")
@@ -203,8 +333,14 @@ def postprocess_detections(
             pred, conf, iou, classes, agnostic, multi_label=multi_label, max_det=max_det, nc=nc, max_nms=max_nms,
             max_time_img=max_time_img,
         )
+    if nms == "vote":
+        return [
+            _vote_image(x, nc, conf, iou, classes, agnostic, multi_label, max_det, max_nms, vote_sigma, vote_weight,
+                        vote_iou, quality_power)
+            for x in pred.transpose(1, 2)
+        ]
     if nms != "soft":
-        raise ValueError(f"nms={nms!r} is not valid: expected hard | soft.")
+        raise InferenceOptionError(f"nms={nms!r} is not valid: expected hard | soft | vote.")
     return [
         _soft_nms_image(x, nc, conf, classes, agnostic, multi_label, max_det, soft_sigma, max_nms)
         for x in pred.transpose(1, 2)

@@ -1,8 +1,10 @@
 """``GFLPredictor``: Ultralytics' detection predictor for yolo_gfl models.
 
-NMS ranks by the class scores the head outputs, which for yolo_gfl variants are the IoU-aware scores. The papers'
-inference settings (``nms=soft``, ``pre_nms_topk=N``, ``soft_sigma``; see ``yolo_gfl.engine.inference``) replace
-Ultralytics' NMS step when set in ``self.inference_options``; by default prediction is exactly Ultralytics'.
+NMS ranks by the class scores the head outputs, which for yolo_gfl variants are the IoU-aware scores. The inference
+settings (``nms=soft|vote``, ``pre_nms_topk=N``, ``soft_sigma``, ``vote_*``; see ``yolo_gfl.engine.inference``) replace
+Ultralytics' NMS step when set in ``self.inference_options``; by default prediction is exactly Ultralytics'. They run
+wherever Ultralytics' predictor runs NMS in Python (PyTorch and exported models alike); a model exported with NMS in
+its graph (``nms=True``) is refused them in one line.
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ from typing import Any
 from ultralytics.models.yolo.detect import DetectionPredictor
 from ultralytics.utils import ops
 
-from .inference import DEFAULT_INFERENCE, check_inference_options, head_strides, level_sizes, postprocess_detections
+from .inference import (
+    DEFAULT_INFERENCE,
+    InferenceOptionError,
+    QualityTap,
+    check_inference_options,
+    head_strides,
+    level_sizes,
+    postprocess_detections,
+)
 
 __all__ = ["GFLPredictor"]
 
@@ -32,12 +42,29 @@ class GFLPredictor(DetectionPredictor):
             kwargs["cfg"] = cfg
         super().__init__(**kwargs)
         self.inference_options = check_inference_options(inference or {})
+        self._tap: QualityTap | None = None
+
+    def inference(self, im, *args, **kwargs):
+        """The forward pass; with ``vote_weight=class|quality`` the quality branch's I is kept for the votes."""
+        options = self.inference_options
+        wants_quality = options["nms"] == "vote" and options["vote_weight"] != "score"
+        if wants_quality and self._tap is None:
+            self._tap = QualityTap(self.model, options["vote_weight"])
+        elif not wants_quality and self._tap is not None:
+            self._tap.close()
+            self._tap = None
+        return super().inference(im, *args, **kwargs)
 
     def postprocess(self, preds, img, orig_imgs, **kwargs):
-        """Ultralytics' postprocess, or with ``nms=soft`` / ``pre_nms_topk`` the papers' inference settings."""
+        """Ultralytics' postprocess, or the inference settings given (``nms=soft|vote``, ``pre_nms_topk``)."""
         end2end = getattr(self.model, "end2end", False)
-        if self.inference_options == DEFAULT_INFERENCE or end2end or getattr(self, "_feats", None) is not None:
+        if self.inference_options == DEFAULT_INFERENCE or getattr(self, "_feats", None) is not None:
             return super().postprocess(preds, img, orig_imgs, **kwargs)
+        if end2end:
+            raise InferenceOptionError(
+                f"nms={self.inference_options['nms']} and pre_nms_topk need the raw detections, but this model was "
+                "exported with NMS in its graph (end-to-end): export it without nms=True, or predict with the defaults."
+            )
         pred = preds[0] if isinstance(preds, (list, tuple)) else preds
         sizes = None
         if self.inference_options["pre_nms_topk"]:
@@ -51,6 +78,7 @@ class GFLPredictor(DetectionPredictor):
             classes=self.args.classes,
             agnostic=self.args.agnostic_nms,
             **self.inference_options,
+            **({} if self._tap is None else {"quality": self._tap.take(), "quality_power": self._tap.power}),
         )
         if not isinstance(orig_imgs, list):  # input images are a torch.Tensor, not a list
             orig_imgs = ops.convert_torch2numpy_batch(orig_imgs)[..., ::-1]

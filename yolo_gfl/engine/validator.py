@@ -11,8 +11,8 @@ stock ones. On top, for any YOLO-format dataset and any detector (stock models t
 
 Both read the post-NMS detections in original-image pixels, the same ones Ultralytics' mAP counts.
 
-The papers' inference settings (``nms=soft``, ``pre_nms_topk=N``, ``soft_sigma``; see ``yolo_gfl.engine.inference``)
-replace Ultralytics' NMS step in ``postprocess`` when given; by default it is Ultralytics' own, run without its time
+The inference settings (``nms=soft|vote``, ``pre_nms_topk=N``, ``soft_sigma``, ``vote_*``; see
+``yolo_gfl.engine.inference``) replace Ultralytics' NMS step in ``postprocess`` when given; by default it is Ultralytics' own, run without its time
 limit so that a slow evaluation never leaves images without detections.
 """
 
@@ -26,7 +26,7 @@ from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.utils import LOGGER, ops
 
 from ..eval import assign_image_ids, calibration_report, coco_evaluate, collect_pairs, detections_to_coco, yolo_to_coco
-from .inference import check_inference_options, head_strides, level_sizes, postprocess_detections
+from .inference import QualityTap, check_inference_options, head_strides, level_sizes, postprocess_detections
 
 __all__ = ["GFLValidator", "EVAL_OPTIONS"]
 
@@ -57,6 +57,10 @@ class GFLValidator(DetectionValidator):
     def init_metrics(self, model) -> None:
         super().init_metrics(model)
         self._strides = head_strides(model)  # for the per-level pre-NMS cap
+        options = self.inference_options
+        self._tap = None
+        if not self.training and options["nms"] == "vote" and options["vote_weight"] != "score":
+            self._tap = QualityTap(model, options["vote_weight"])  # C or I alone weigh the votes
         self._images: list[str] = []
         self._dets: list[np.ndarray] = []  # per image (N, 6) x1 y1 x2 y2 score cls, original pixels
         self._gts: list[np.ndarray] = []  # per image (K, 5) x1 y1 x2 y2 cls, original pixels
@@ -67,13 +71,12 @@ class GFLValidator(DetectionValidator):
         return batch
 
     def postprocess(self, preds) -> list[dict[str, Any]]:
-        """Ultralytics' NMS, or with ``nms=soft`` / ``pre_nms_topk`` the papers' inference settings; never cut short.
+        """Ultralytics' NMS, or the inference settings given (``nms=soft|vote``, ``pre_nms_topk``); never cut short.
 
         Ultralytics' NMS stops after 2 s + 0.05 s per image of a batch and leaves the remaining images without
-        detections (a warning, "NMS time limit exceeded"). On a busy CPU, a model that sends many candidates into NMS
-        (VFL/QFL's 300 detections per image at conf 0.001) then loses recall: on chess, 30 epochs, `-vfl` scored
-        mAP50-95 38.7 on a seed where every image's detections gave ~70. An evaluation must see every image, so here
-        the limit is off (``max_time_img=inf``); prediction keeps Ultralytics' limit."""
+        detections (a warning, "NMS time limit exceeded"); on a busy CPU a model that sends many candidates into NMS
+        then loses recall. An evaluation must see every image, so here the limit is off (``max_time_img=inf``);
+        prediction keeps Ultralytics' limit."""
         if self.end2end:
             return super().postprocess(preds)
         pred = preds[0] if isinstance(preds, (list, tuple)) else preds
@@ -88,8 +91,13 @@ class GFLValidator(DetectionValidator):
             multi_label=True,
             max_time_img=math.inf,
             **self.inference_options,
+            **self._quality_of_this_pass(),
         )
         return [{"bboxes": x[:, :4], "conf": x[:, 4], "cls": x[:, 5], "extra": x[:, 6:]} for x in outputs]
+
+    def _quality_of_this_pass(self) -> dict[str, Any]:
+        tap = getattr(self, "_tap", None)
+        return {} if tap is None else {"quality": tap.take(), "quality_power": tap.power}
 
     def update_metrics(self, preds: list[dict], batch: dict[str, Any]) -> None:
         super().update_metrics(preds, batch)
@@ -110,6 +118,9 @@ class GFLValidator(DetectionValidator):
             )
 
     def get_stats(self) -> dict[str, Any]:
+        if getattr(self, "_tap", None) is not None:
+            self._tap.close()
+            self._tap = None
         stats = super().get_stats()
         self.metrics.coco, self.metrics.calibration = None, None  # None, never a made-up 0, when nothing was evaluated
         if not self._collect or not self._images:
