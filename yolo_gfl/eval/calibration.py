@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .coco import _numpy, as_detection_arrays
+from .detections import as_detection_arrays, to_numpy
 
 __all__ = ["box_iou_np", "match_detections", "collect_pairs", "top_per_object", "rankdata_average", "pearson",
            "spearman", "calibration_report", "KEEP_CONF"]  # fmt: skip
@@ -52,9 +52,9 @@ def _gt_arrays(gts) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(gts, tuple) and len(gts) == 2:
         boxes, classes = gts
     else:
-        arr = _numpy(gts).astype(np.float64).reshape(-1, 5)
+        arr = to_numpy(gts).astype(np.float64).reshape(-1, 5)
         boxes, classes = arr[:, :4], arr[:, 4]
-    return _numpy(boxes).astype(np.float64).reshape(-1, 4), _numpy(classes).astype(np.float64).reshape(-1)
+    return to_numpy(boxes).astype(np.float64).reshape(-1, 4), to_numpy(classes).astype(np.float64).reshape(-1)
 
 
 def match_detections(dets, gts) -> np.ndarray:
@@ -68,7 +68,7 @@ def match_detections(dets, gts) -> np.ndarray:
 
     Args:
         dets: N detections in pixels: an (N, 6) ``[x1, y1, x2, y2, score, cls]`` array/tensor or any form
-            :func:`yolo_gfl.eval.coco.as_detection_arrays` accepts.
+            :func:`yolo_gfl.eval.detections.as_detection_arrays` accepts.
         gts: K ground-truth boxes, same pixel frame: a (K, 5) ``[x1, y1, x2, y2, cls]`` array/tensor or a tuple
             ``(boxes (K, 4), classes (K,))``.
 
@@ -100,7 +100,7 @@ def top_per_object(dets_per_image: Sequence[Any], gts_per_image: Sequence[Any]) 
     boxes each lets through the confidence threshold (which moves the all-detection figure on its own).
 
     Args:
-        dets_per_image: per image, N_i detections in any form :func:`yolo_gfl.eval.coco.as_detection_arrays` accepts.
+        dets_per_image: per image, N_i detections in any form :func:`yolo_gfl.eval.detections.as_detection_arrays` accepts.
         gts_per_image: per image, K_i ground-truth boxes as :func:`match_detections` takes them.
 
     Returns:
@@ -168,13 +168,13 @@ def _as_pairs(pairs_or_arrays) -> np.ndarray:
         ious = pairs_or_arrays.get("iou", pairs_or_arrays.get("ious"))
         pairs_or_arrays = (scores, ious)
     if isinstance(pairs_or_arrays, tuple) and len(pairs_or_arrays) == 2:
-        scores, ious = (_numpy(a).astype(np.float64).reshape(-1) for a in pairs_or_arrays)
+        scores, ious = (to_numpy(a).astype(np.float64).reshape(-1) for a in pairs_or_arrays)
         if len(scores) != len(ious):
             raise ValueError(f"{len(scores)} scores but {len(ious)} IoUs")
         return np.stack([scores, ious], axis=1)
     if isinstance(pairs_or_arrays, list) and pairs_or_arrays and all(np.ndim(p) == 2 for p in pairs_or_arrays):
-        return np.concatenate([_numpy(p).astype(np.float64).reshape(-1, 2) for p in pairs_or_arrays], axis=0)
-    return _numpy(pairs_or_arrays).astype(np.float64).reshape(-1, 2)
+        return np.concatenate([to_numpy(p).astype(np.float64).reshape(-1, 2) for p in pairs_or_arrays], axis=0)
+    return to_numpy(pairs_or_arrays).astype(np.float64).reshape(-1, 2)
 
 
 def _decile_table(scores: np.ndarray, ious: np.ndarray) -> list[dict[str, float | int]]:

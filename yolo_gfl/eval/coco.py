@@ -1,22 +1,14 @@
 """COCO-style box metrics for any YOLO-format dataset, as pure functions.
 
-The pipeline is: YOLO labels -> COCO ground-truth dict (:func:`yolo_to_coco`), per-image detections -> COCO results
-list (:func:`detections_to_coco`), then pycocotools' ``COCOeval`` (:func:`coco_evaluate`). Nothing here needs a model:
-any detector's outputs can be scored against any YOLO dataset with the official COCO protocol (101-point interpolated
-precision averaged over IoU 0.50:0.05:0.95, max 100 detections per image, small/medium/large by box area).
+The pipeline is: YOLO labels -> COCO ground-truth dict (:func:`yolo_to_coco`, in :mod:`yolo_gfl.eval.ground_truth`),
+per-image detections -> COCO results list (:func:`detections_to_coco`, in :mod:`yolo_gfl.eval.detections`), then
+pycocotools' ``COCOeval`` (:func:`coco_evaluate`, here). Nothing here needs a model: any detector's outputs can be
+scored against any YOLO dataset with the official COCO protocol (101-point interpolated precision averaged over IoU
+0.50:0.05:0.95, max 100 detections per image, small/medium/large by box area). The ground truth and the detections
+share one convention for image and category ids (:mod:`yolo_gfl.eval.ids`).
 
-Conventions (the same everywhere in this module, so the GT and the detections always agree):
-
-* **Image ids.** Images are sorted by path. When *every* image stem is a decimal integer and those integers are unique
-  (COCO files: ``000000000139.jpg`` -> 139) the id is that integer, so ids agree with the official COCO annotation
-  files and do not change when a subset of the images is evaluated. Otherwise every image gets its 1-based index in the
-  sorted order (stable for a given set of images, but a different subset renumbers them). One rule for all images,
-  never a mix, so the two kinds of id can not collide. :func:`assign_image_ids` exposes the rule.
-* **Category ids.** ``class_to_category`` maps a YOLO class index to a COCO category id: ``None`` means
-  ``class + 1`` (COCO reserves 0), a mapping ``{class: category_id}`` or a sequence indexed by class (e.g. Ultralytics'
-  ``coco80_to_coco91_class()`` to compare with the official COCO ids) may be given.
-* **Boxes.** COCO boxes are ``[x, y, w, h]`` in pixels (top-left corner), from the normalised YOLO ``xc yc w h`` times
-  the image size; no clipping, so the conversion is exactly invertible (:func:`coco_to_yolo_boxes`).
+The names of the whole pipeline are importable from here too, as they were before it was split by job; the public
+place is ``yolo_gfl.eval``.
 """
 
 from __future__ import annotations
@@ -25,16 +17,15 @@ import contextlib
 import copy
 import io
 import json
-import os
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ultralytics.data.utils import IMG_FORMATS, check_det_dataset, exif_size, img2label_paths
 from ultralytics.utils import LOGGER
+
+from .detections import as_detection_arrays, detections_to_coco
+from .ground_truth import coco_to_yolo_boxes, list_images, load_data_split, read_yolo_labels, yolo_to_coco
+from .ids import PathLike, assign_image_ids
 
 __all__ = [
     "COCO_STAT_NAMES",
@@ -65,317 +56,7 @@ COCO_STAT_NAMES = (
     "AR_large",
 )
 
-PathLike = str | os.PathLike
 
-
-# ----------------------------------------------------------------------------------------------------------- inputs
-def list_images(source: PathLike | Sequence[PathLike]) -> list[str]:
-    """Image paths from a folder (searched recursively), a ``.txt`` list file, a single image, or a list of those.
-
-    Follows Ultralytics' ``BaseDataset.get_img_files``: only files whose suffix is in ``IMG_FORMATS`` are kept, and
-    list-file lines starting with ``./`` are relative to the list file.
-
-    Returns:
-        Sorted list of image path strings.
-    """
-    sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
-    files: list[str] = []
-    for src in sources:
-        p = Path(src)
-        if p.is_dir():
-            files += [str(f) for f in p.rglob("*.*") if f.is_file()]
-        elif p.is_file() and p.suffix.lower() == ".txt":
-            lines = p.read_text(encoding="utf-8-sig").strip().splitlines()
-            files += [str(p.parent / x[2:]) if x.startswith("./") else x.strip() for x in lines if x.strip()]
-        elif p.is_file():
-            files.append(str(p))
-        else:
-            raise FileNotFoundError(f"{p} does not exist")
-    return sorted(f for f in files if f.rpartition(".")[-1].lower() in IMG_FORMATS)
-
-
-def assign_image_ids(image_paths: Sequence[PathLike]) -> dict[str, int]:
-    """COCO image ids for a set of images: integer stems when all are unique integers, else 1-based sorted index.
-
-    Args:
-        image_paths: the complete set of images of the evaluation (the sorted-index rule depends on all of them).
-
-    Returns:
-        ``{str(path): image_id}``.
-    """
-    paths = sorted({os.fspath(p) for p in image_paths})
-    stems = [Path(p).stem for p in paths]
-    # str.isdigit() also accepts e.g. superscript digits, which int() rejects: check ASCII decimals explicitly.
-    if stems and all(s.isascii() and s.isdecimal() for s in stems) and len({int(s) for s in stems}) == len(stems):
-        return {p: int(s) for p, s in zip(paths, stems)}
-    return {p: i for i, p in enumerate(paths, start=1)}
-
-
-def _class_to_category_fn(class_to_category: Mapping[int, int] | Sequence[int] | None):
-    """Turn the ``class_to_category`` argument into a function ``int class -> int category id``."""
-    if class_to_category is None:
-        return lambda c: int(c) + 1  # COCO category ids start at 1
-
-    def lookup(c: int) -> int:
-        try:
-            return int(class_to_category[int(c)])
-        except (KeyError, IndexError):
-            raise KeyError(f"class {int(c)} has no entry in class_to_category") from None
-
-    return lookup
-
-
-def _category_to_class_fn(class_to_category: Mapping[int, int] | Sequence[int] | None):
-    """Inverse of :func:`_class_to_category_fn`: ``int category id -> int class``."""
-    if class_to_category is None:
-        return lambda k: int(k) - 1
-    items = class_to_category.items() if isinstance(class_to_category, Mapping) else enumerate(class_to_category)
-    inverse = {int(cat): int(cls) for cls, cat in items}
-    if len(inverse) != len(class_to_category):
-        raise ValueError("class_to_category maps two classes to the same category id: it can not be inverted")
-    return lambda k: inverse[int(k)]
-
-
-def _names_dict(names: Mapping[int, str] | Sequence[str] | None) -> dict[int, str]:
-    """Class names as ``{class index: name}`` from a dict (Ultralytics style) or a list."""
-    if names is None:
-        return {}
-    if isinstance(names, Mapping):
-        return {int(k): str(v) for k, v in names.items()}
-    return dict(enumerate(map(str, names)))
-
-
-def read_yolo_labels(label_file: PathLike) -> np.ndarray:
-    """Read one YOLO label file as an (N, 5) float64 array ``[cls, xc, yc, w, h]`` (normalised).
-
-    A missing or empty file gives a (0, 5) array. Polygon rows (``cls x1 y1 x2 y2 ...``, as in Ultralytics'
-    segment datasets) become their enclosing box, as Ultralytics' ``segments2boxes`` does. Exact duplicate rows are
-    dropped (first kept), as Ultralytics' ``verify_image_label`` does, so both score the same ground truth. Values
-    are parsed in float64 (Ultralytics uses float32) so that the conversion round-trips the text exactly.
-    """
-    label_file = Path(label_file)
-    if not label_file.is_file():
-        return np.zeros((0, 5))
-    rows = []
-    for line_no, line in enumerate(label_file.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        values = line.split()
-        if not values:
-            continue
-        if len(values) == 5:
-            rows.append([float(v) for v in values])
-        elif len(values) >= 7 and len(values) % 2 == 1:  # class + (x, y) pairs: a polygon
-            xy = np.asarray(values[1:], dtype=np.float64).reshape(-1, 2)
-            (x0, y0), (x1, y1) = xy.min(0), xy.max(0)
-            rows.append([float(values[0]), (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0])
-        else:
-            raise ValueError(f"{label_file}:{line_no}: expected 'cls xc yc w h' or a polygon, got {len(values)} values")
-    if not rows:
-        return np.zeros((0, 5))
-    labels = np.asarray(rows, dtype=np.float64)
-    _, first = np.unique(labels, axis=0, return_index=True)
-    if len(first) < len(labels):
-        LOGGER.warning(f"{label_file}: {len(labels) - len(first)} duplicate label rows removed (as Ultralytics does)")
-        labels = labels[np.sort(first)]
-    return labels
-
-
-def _image_size(path: PathLike) -> tuple[int, int]:
-    """(width, height) from the file header only, EXIF orientation applied (``ultralytics.data.utils.exif_size``)."""
-    from PIL import Image
-
-    with Image.open(path) as im:  # lazy: reads the header, decodes no pixels
-        return tuple(int(v) for v in exif_size(im))
-
-
-# ------------------------------------------------------------------------------------------------- YOLO <-> COCO
-def yolo_to_coco(
-    images: PathLike | Sequence[PathLike],
-    labels_dir: PathLike | None = None,
-    names: Mapping[int, str] | Sequence[str] | None = None,
-    class_to_category: Mapping[int, int] | Sequence[int] | None = None,
-) -> dict[str, Any]:
-    """Build a COCO ground-truth dict from YOLO labels.
-
-    Args:
-        images: image paths, or a folder / ``.txt`` list (see :func:`list_images`).
-        labels_dir: folder holding ``<stem>.txt`` for every image. ``None`` finds labels the Ultralytics way
-            (``ultralytics.data.utils.img2label_paths``: the last ``/images/`` becomes ``/labels/``, suffix ``.txt``).
-        names: class names (``{index: name}`` or list). Every named class gets a category even when it has no
-            boxes (COCOeval then leaves it out of the means). ``None`` names the classes found ``class_<i>``.
-        class_to_category: YOLO class -> COCO category id; ``None`` means ``class + 1``.
-
-    Returns:
-        COCO dict: ``info``, ``licenses``, ``images`` (``id, file_name, width, height``; sorted by path),
-        ``annotations`` (``id`` from 1, ``image_id, category_id, bbox=[x, y, w, h]`` pixels, ``area=w*h``,
-        ``iscrowd=0``) and ``categories`` (``id, name, supercategory``, sorted by id). Images whose label file is
-        missing or empty are listed with no annotations.
-    """
-    paths = list_images(images) if isinstance(images, (str, os.PathLike)) else sorted(map(os.fspath, images))
-    ids = assign_image_ids(paths)
-    if labels_dir is None:
-        label_files = img2label_paths(paths)
-    else:
-        label_files = [str(Path(labels_dir) / f"{Path(p).stem}.txt") for p in paths]
-    to_category = _class_to_category_fn(class_to_category)
-    names = _names_dict(names)
-
-    coco_images, annotations, seen_classes = [], [], set()
-    for path, label_file in zip(paths, label_files):
-        width, height = _image_size(path)
-        image_id = ids[path]
-        coco_images.append({"id": image_id, "file_name": Path(path).name, "width": width, "height": height})
-        for cls, xc, yc, w, h in read_yolo_labels(label_file):
-            bw, bh = w * width, h * height
-            box = [(xc - w / 2) * width, (yc - h / 2) * height, bw, bh]
-            seen_classes.add(int(cls))
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,  # unique and 1-based (pycocotools treats id 0 as falsy in places)
-                    "image_id": image_id,
-                    "category_id": to_category(cls),
-                    "bbox": [float(v) for v in box],
-                    "area": float(bw * bh),
-                    "iscrowd": 0,
-                }
-            )
-
-    unnamed = sorted(seen_classes - names.keys())
-    if names and unnamed:
-        LOGGER.warning(f"label classes {unnamed} are not in names; they get categories named 'class_<i>'")
-    classes = sorted(names.keys() | seen_classes)
-    categories = [
-        {"id": to_category(c), "name": names.get(c, f"class_{c}"), "supercategory": ""} for c in classes
-    ]
-    categories.sort(key=lambda c: c["id"])
-    return {
-        "info": {
-            "description": "YOLO labels converted by yolo_gfl.eval.yolo_to_coco",
-            "date_created": time.strftime("%Y-%m-%d %H:%M:%S"),
-        },
-        "licenses": [],
-        "images": coco_images,
-        "annotations": annotations,
-        "categories": categories,
-    }
-
-
-def coco_to_yolo_boxes(
-    coco: Mapping[str, Any], class_to_category: Mapping[int, int] | Sequence[int] | None = None
-) -> dict[int, np.ndarray]:
-    """Inverse of :func:`yolo_to_coco` for the boxes: COCO GT dict -> normalised YOLO labels per image.
-
-    Args:
-        coco: COCO dict with ``images`` (``id, width, height``) and ``annotations`` (``image_id, category_id, bbox``).
-        class_to_category: the mapping used to build it (``None``: ``category_id - 1``).
-
-    Returns:
-        ``{image_id: (N, 5) float64 array [cls, xc, yc, w, h]}`` for every image (``(0, 5)`` when it has no boxes),
-        rows in annotation order.
-    """
-    to_class = _category_to_class_fn(class_to_category)
-    sizes = {img["id"]: (img["width"], img["height"]) for img in coco["images"]}
-    rows: dict[int, list] = {image_id: [] for image_id in sizes}
-    for ann in coco["annotations"]:
-        width, height = sizes[ann["image_id"]]
-        x, y, w, h = ann["bbox"]
-        rows[ann["image_id"]].append(
-            [to_class(ann["category_id"]), (x + w / 2) / width, (y + h / 2) / height, w / width, h / height]
-        )
-    return {k: np.asarray(v, dtype=np.float64).reshape(-1, 5) for k, v in rows.items()}
-
-
-def load_data_split(data_yaml: PathLike, split: str = "val") -> tuple[list[str], dict[int, str]]:
-    """Images and class names of one split of an Ultralytics data YAML.
-
-    Paths are resolved by ``ultralytics.data.utils.check_det_dataset`` (relative to ``path:`` or to the YAML's
-    folder); ``autodownload`` is off, so a missing split raises ``FileNotFoundError`` instead of downloading.
-
-    Returns:
-        (sorted image paths, ``{class index: name}``).
-    """
-    data = check_det_dataset(str(data_yaml), autodownload=False, split=split)
-    if not data.get(split):
-        raise KeyError(f"{data_yaml} has no '{split}:' split")
-    return list_images(data[split]), dict(data["names"])
-
-
-# ------------------------------------------------------------------------------------------------------ detections
-def _numpy(x) -> np.ndarray:
-    """numpy view of an array-like or (possibly CUDA, grad-requiring) torch tensor."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
-def as_detection_arrays(item) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Normalise one image's detections to ``(boxes (N, 4) xyxy, scores (N,), classes (N,))`` float64 arrays.
-
-    Accepts an (N, 6) array/tensor ``[x1, y1, x2, y2, score, cls]`` (the Ultralytics NMS output), a tuple
-    ``(boxes, scores, classes)``, a mapping with keys ``boxes|xyxy``, ``scores|conf``, ``classes|cls``, or an
-    Ultralytics ``Results`` object (its ``.boxes``).
-    """
-    if hasattr(item, "boxes") and hasattr(item.boxes, "xyxy"):  # ultralytics Results
-        item = item.boxes
-    if hasattr(item, "xyxy") and hasattr(item, "conf"):  # ultralytics Boxes
-        boxes, scores, classes = item.xyxy, item.conf, item.cls
-    elif isinstance(item, Mapping):
-        def pick(*keys):
-            for key in keys:
-                if key in item:
-                    return item[key]
-            raise KeyError(f"detections mapping needs one of the keys {keys}")
-
-        boxes, scores, classes = pick("boxes", "xyxy"), pick("scores", "conf", "score"), pick("classes", "cls")
-    elif isinstance(item, tuple) and len(item) == 3:
-        boxes, scores, classes = item
-    else:
-        arr = _numpy(item).astype(np.float64).reshape(-1, 6)
-        boxes, scores, classes = arr[:, :4], arr[:, 4], arr[:, 5]
-    boxes = _numpy(boxes).astype(np.float64).reshape(-1, 4)
-    scores = _numpy(scores).astype(np.float64).reshape(-1)
-    classes = _numpy(classes).astype(np.float64).reshape(-1)
-    if not len(boxes) == len(scores) == len(classes):
-        raise ValueError(f"detections disagree in length: {len(boxes)} boxes, {len(scores)} scores, {len(classes)}")
-    return boxes, scores, classes
-
-
-def detections_to_coco(
-    results: Sequence[Any],
-    image_ids: Sequence[int],
-    class_to_category: Mapping[int, int] | Sequence[int] | None = None,
-) -> list[dict[str, Any]]:
-    """Per-image detections -> COCO results list.
-
-    Args:
-        results: one entry per image, any form :func:`as_detection_arrays` takes (xyxy pixel boxes, score, class).
-        image_ids: the COCO image id of each entry (see :func:`assign_image_ids`), same length as ``results``.
-        class_to_category: YOLO class -> COCO category id; ``None`` means ``class + 1`` (as :func:`yolo_to_coco`).
-
-    Returns:
-        ``[{"image_id", "category_id", "bbox": [x, y, w, h], "score"}]``, bbox rounded to 3 decimals (1/1000 px,
-        far below any IoU threshold's resolution) and score to 5 (keeps the ranking of near-ties), as plain Python
-        numbers so the list is JSON-serialisable.
-    """
-    if len(results) != len(image_ids):
-        raise ValueError(f"{len(results)} results but {len(image_ids)} image ids")
-    to_category = _class_to_category_fn(class_to_category)
-    out = []
-    for item, image_id in zip(results, image_ids):
-        boxes, scores, classes = as_detection_arrays(item)
-        xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)  # width from unrounded corners
-        for box, score, cls in zip(xywh.tolist(), scores.tolist(), classes.tolist()):
-            out.append(
-                {
-                    "image_id": int(image_id),
-                    "category_id": to_category(cls),
-                    "bbox": [round(v, 3) for v in box],
-                    "score": round(score, 5),
-                }
-            )
-    return out
-
-
-# ------------------------------------------------------------------------------------------------------ evaluation
 def _load_json(obj, kind: type):
     """``obj`` itself when it already is a ``kind`` (dict/list), else the JSON file it names."""
     if isinstance(obj, kind):
