@@ -90,7 +90,8 @@ def test_options_checks_and_paper_settings():
     assert split_inference_options({"nms": False}) == ({}, {"nms": False})
     args = {"conf": 0.2}
     opts = check_inference_options({"paper": True}, args)
-    assert opts == {"nms": "hard", "pre_nms_topk": 1000, "soft_sigma": 0.5}
+    assert opts == {"nms": "hard", "pre_nms_topk": 1000, "soft_sigma": 0.5, "vote_sigma": 0.025, "vote_weight": "score",
+                    "vote_iou": None}
     assert args == {"conf": 0.2, "iou": 0.6, "max_det": 100}  # explicit conf wins
     assert PAPER_SETTINGS == {"conf": 0.05, "iou": 0.6, "max_det": 100, "pre_nms_topk": 1000}
     assert check_inference_options({"paper": True, "pre_nms_topk": 50, "nms": "SOFT"})["pre_nms_topk"] == 50
