@@ -1,6 +1,6 @@
 """Regenerate the parts of docs/ that are read from the code, so they cannot drift from it.
 
-    python docs/build.py           # rewrite every generated block in docs/*.md
+    python docs/build.py           # rewrite every generated block in docs/**/*.md (lab notes included)
     python docs/build.py --check   # exit 1, naming the stale pages, if a block differs from the code (CI, tests)
 
 A generated block sits between ``<!-- generated: NAME -->`` and ``<!-- end generated -->``; NAME is a key of
@@ -64,7 +64,7 @@ def render(text: str, page: str = "page") -> str:
 
 def stale_pages() -> list[Path]:
     """The docs pages whose generated blocks differ from what the code gives now."""
-    return [p for p in sorted(DOCS.glob("*.md")) if render(p.read_text(), p.name) != p.read_text()]
+    return [p for p in sorted(DOCS.rglob("*.md")) if render(p.read_text(), p.name) != p.read_text()]
 
 
 def main(argv: list[str] | None = None) -> int:
