@@ -6,7 +6,7 @@ sharp each anchor's four DFL side distributions are.
 
 GFLv2 (Li et al. 2021, Sec. 3 and Fig. 3) observes that a well-localised box has sharp side distributions and builds
 DGQP on the top-k probabilities of each side. DGQP has to be trained, and in a COCO fine-tune it learns a constant
-(docs/real_data.md, "Does DGQP's I rank?"). This asks the training-free question: read the sharpness straight off the
+(docs/lab/quality_branch.md, "Does DGQP's I rank?"). This asks the training-free question: read the sharpness straight off the
 distributions any YOLOv8 checkpoint already predicts, and rank by sigmoid(C) x q^a.
 
 * ``top1``: q = the mean over the four sides of the largest bin probability;
