@@ -58,7 +58,7 @@ def test_tiny_zoo_writes_table_csv_and_plots(zoo):
         assert -1 <= float(r["spearman"]) <= 1
         assert float(r["latency_ms"]) > 0 and float(r["epoch_s"]) > 0 and float(r["peak_mem_MB"]) > 100
         assert r["peak_mem_kind"] == "cpu_peak_rss" and r["epochs"] == "1" and r["imgsz"] == "64"
-        assert Path(r["weights"]).is_file() and r["weights"].endswith("best.pt")
+        assert Path(r["weights"]).is_file() and r["weights"].endswith("last.pt")  # the final weights by default
         assert float(r["train_img_per_s"]) == pytest.approx(16 / float(r["epoch_s"]), rel=1e-6)  # 16 train images
     speed = json.loads((folder / "speed.json").read_text())  # every model timed in one process, interleaved
     assert set(speed) == {"yolov8n", "yolov8n-gfl"} and all(v["runs"] == 5 for v in speed.values())
@@ -232,3 +232,24 @@ def test_cpu_name_carries_family_and_model():
     assert cpu_name(info) == "AMD EPYC (family 26, model 2)"
     assert cpu_name("processor\t: 0\nmodel name\t: Some CPU\n") == "Some CPU"
     assert cpu_name("processor\t: 0\nvendor_id\t: ARM\n") is None
+
+
+def test_weights_and_modes_are_checked_and_carried_by_each_cell(data):
+    from yolo_gfl.zoo.request import ZooError, check_request
+
+    def request(**kw):
+        return check_request(MODELS, data, 1, 0, 64, "z", False, 1, 1, 1, {}, **kw)
+
+    default = request()
+    assert default.weights == "last" and all(c.spec["weights"] == "last" for c in default.cells)
+    assert "inference_modes" not in default.cells[0].spec
+    picked = request(weights="best", modes="hard,vote-quality")
+    assert all(c.spec["weights"] == "best" for c in picked.cells)
+    assert picked.cells[0].spec["inference_modes"] == {"hard": {"nms": "hard"},
+                                                       "vote-quality": {"nms": "vote", "vote_weight": "quality"}}
+    with pytest.raises(ZooError, match="weights='middle' must be last"):
+        request(weights="middle")
+    with pytest.raises(ZooError, match="unknown: fast"):
+        request(modes="hard,fast")
+    with pytest.raises(ZooError, match="vote_sigma"):
+        request(modes={"wide": {"nms": "vote", "vote_sigma": -1}})

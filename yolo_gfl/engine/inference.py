@@ -47,6 +47,8 @@ from ..nms import VOTE_SIGMA, batched_soft_nms, topk_per_level, vote_boxes
 __all__ = [
     "INFERENCE_OPTIONS",
     "InferenceOptionError",
+    "INFERENCE_MODES",
+    "resolve_modes",
     "QualityTap",
     "detect_head",
     "PAPER_SETTINGS",
@@ -66,6 +68,16 @@ PAPER_SETTINGS: dict[str, Any] = {"conf": 0.05, "iou": 0.6, "max_det": 100, "pre
 DEFAULT_INFERENCE: dict[str, Any] = {"nms": "hard", "pre_nms_topk": None, "soft_sigma": 0.5, "vote_sigma": VOTE_SIGMA,
                                      "vote_weight": "score", "vote_iou": None}
 DEFAULT_STRIDES = (8, 16, 32)  # YOLOv8's P3-P5, for exported models whose head is not at hand
+
+
+# Named inference modes, for comparing one checkpoint under several (the zoo's ``modes=``): each is a set of options.
+INFERENCE_MODES: dict[str, dict[str, Any]] = {
+    "hard": {"nms": "hard"},
+    "soft": {"nms": "soft"},
+    "vote": {"nms": "vote"},
+    "vote-class": {"nms": "vote", "vote_weight": "class"},
+    "vote-quality": {"nms": "vote", "vote_weight": "quality"},
+}
 
 
 class InferenceOptionError(ValueError):
@@ -160,6 +172,26 @@ def detect_head(model: Any) -> nn.Module | None:
         if m is None:
             break
     return None
+
+
+def resolve_modes(modes: Any) -> dict[str, dict[str, Any]]:
+    """Named inference modes: a comma-separated string or list of ``INFERENCE_MODES`` names, or a dict of name ->
+    options (each checked). Raises InferenceOptionError naming an unknown mode or a bad option."""
+    if isinstance(modes, dict):
+        named = {str(k): dict(v) for k, v in modes.items()}
+    else:
+        names = [m.strip() for m in (modes.split(",") if isinstance(modes, str) else list(modes)) if str(m).strip()]
+        unknown = [m for m in names if m not in INFERENCE_MODES]
+        if unknown or not names:
+            raise InferenceOptionError(f"modes={modes!r}: expected a comma-separated list of {', '.join(INFERENCE_MODES)}"
+                                       + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+        named = {m: dict(INFERENCE_MODES[m]) for m in names}
+    for name, options in named.items():
+        try:
+            check_inference_options(options)
+        except InferenceOptionError as e:
+            raise InferenceOptionError(f"mode {name}: {e}") from None
+    return named
 
 
 def head_strides(model: Any) -> list[float]:

@@ -41,6 +41,41 @@ def _training_state(last: Path, spec: dict) -> str | None:
     return "unfinished" if isinstance(epoch, int) and epoch >= 0 else None
 
 
+def learning_curve(rows: list[list[str]]) -> list[float] | None:
+    """Validation mAP50-95 after each epoch from Ultralytics' results.csv rows (header first); None when the training
+    did not validate every epoch (``val=False``: only the last)."""
+    header = [c.strip() for c in rows[0]]
+    if "metrics/mAP50-95(B)" not in header:
+        return None
+    col = header.index("metrics/mAP50-95(B)")
+    values = [float(r[col]) for r in rows[1:]]
+    return values if len(values) > 1 and any(v > 0 for v in values[:-1]) else None
+
+
+def evaluate_modes(model, spec: dict[str, Any], cell_dir: Path, val_args: dict[str, Any]) -> dict[str, Any]:
+    """The cell's weights evaluated under each named inference mode of ``spec["inference_modes"]``: mAP50-95, mAP50,
+    AP75 and the score-IoU Spearman figures per mode; a mode the model cannot serve gets ``{"skipped": reason}``."""
+    from ..engine.inference import InferenceOptionError
+
+    base = {k: v for k, v in val_args.items() if k not in ("nms", "soft_sigma", "vote_sigma", "vote_weight", "vote_iou")}
+    out: dict[str, Any] = {}
+    for name, options in spec["inference_modes"].items():
+        try:
+            metrics = model.val(data=spec["data"], imgsz=spec["imgsz"], split="val", calibration=True,
+                                project=str(cell_dir), name=f"val-{name}", exist_ok=True, plots=False, verbose=False,
+                                **base, **options)
+        except InferenceOptionError as e:
+            out[name] = {"skipped": str(e)}
+            continue
+        cal = metrics.calibration or {}
+        top = cal.get("top_per_object") or {}
+        out[name] = {"options": options, "mAP50-95": float(metrics.box.map), "mAP50": float(metrics.box.map50),
+                     "AP75": float(metrics.box.map75), "spearman": finite(cal.get("spearman")),
+                     "spearman_top": finite(top.get("spearman")), "top_pairs": top.get("count"),
+                     "dets_per_image": cal.get("detections_per_image")}
+    return out
+
+
 def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     """Train (unless eval-only) and evaluate one cell, in this process; write and return its result JSON."""
     import torch
@@ -95,7 +130,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
             train_args = {"plots": False, **args}
             model.train(data=spec["data"], epochs=spec["epochs"], imgsz=spec["imgsz"], seed=spec["seed"],
                         deterministic=True, project=str(cell_dir), name="train", exist_ok=True, **train_args)
-        weights = run_dir / "weights" / "best.pt"
+        weights = run_dir / "weights" / "best.pt" if spec.get("weights") == "best" else last
         if not weights.exists():
             weights = last
         result["train_s"] = time.perf_counter() - t0
@@ -108,6 +143,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
             col = [c.strip() for c in lines[0]].index("time")
             total = float(lines[-1][col])  # Ultralytics' cumulative seconds since the start of training
             result["epoch_s_with_val"] = total / max(1, len(lines) - 1)
+            result["curve"] = learning_curve(lines)
         result["epoch_times_s"] = epoch_times
         result["epoch_s"] = statistics.fmean(epoch_times) if epoch_times else None
         if result["epoch_s"] and result.get("train_images"):
@@ -140,6 +176,9 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         result["pr_curve"] = {"recall": [float(v) for v in px[::10]], "precision": [float(v) for v in mean[::10]]}
     else:
         result["pr_curve"] = None
+
+    if spec.get("inference_modes"):
+        result["inference"] = evaluate_modes(model, spec, cell_dir, val_args)
 
     result.update(time_cell(net, spec["imgsz"], int(spec["latency_runs"]),
                             int(spec.get("throughput_batch") or 1), device))

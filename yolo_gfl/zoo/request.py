@@ -10,6 +10,7 @@ from typing import Any
 
 from .records import jsonable, read_cell
 
+WEIGHTS = ("last", "best")  # the final weights, or Ultralytics' best.pt (picked on the split the zoo reports)
 CELL_FORMAT = 1  # bump when a cell JSON's content changes: older cells then count as not done
 BASE_MODELS = ("yolov8n.yaml", "yolov8n-vfl.yaml", "yolov8n-qfl.yaml", "yolov8n-gfl.yaml")
 OPTIONAL_MODELS = ("yolov8n-vfnet.yaml",)  # included when yolo_gfl has the config
@@ -141,9 +142,9 @@ def _check_train_args(train_kwargs: dict[str, Any], eval_only: bool) -> dict[str
         hints = [f"'{k}'" + (f" (similar: {get_close_matches(k, list(DEFAULT_CFG_DICT), n=2)})"
                              if get_close_matches(k, list(DEFAULT_CFG_DICT), n=2) else "") for k in unknown]
         raise ZooError(f"unknown argument(s) {', '.join(hints)}. The zoo takes models, data, epochs, seeds, imgsz, "
-                       "project, name, eval_only, latency_runs, throughput_batch, jobs, Ultralytics' train arguments "
-                       "('yolo-gfl cfg' lists them), yolo_gfl options ('yolo-gfl help') and the val options "
-                       "nms=hard|soft, soft_sigma, pre_nms_topk, paper.")
+                       "project, name, eval_only, latency_runs, throughput_batch, jobs, weights, modes, Ultralytics' "
+                       "train arguments ('yolo-gfl cfg' lists them), yolo_gfl options ('yolo-gfl help') and the val "
+                       "options nms=hard|soft|vote, soft_sigma, vote_sigma, vote_weight, vote_iou, pre_nms_topk, paper.")
     if eval_only:
         extra = [k for k in ultra if k not in VAL_KEYS]
         if extra:
@@ -204,10 +205,24 @@ class Cell:
     spec: dict[str, Any] = field(default_factory=dict)
 
 
+def _check_modes(modes: Any) -> dict[str, dict[str, Any]] | None:
+    """The named inference modes each cell is also evaluated under (``resolve_modes``), or None."""
+    if modes is None:
+        return None
+    from ..engine.inference import resolve_modes
+
+    try:
+        return resolve_modes(modes)
+    except ValueError as e:
+        raise ZooError(str(e)) from None
+
+
 def _build_cells(models: list[str], seeds: tuple[int, ...], eval_only: bool, data: str, epochs: int, imgsz: int,
-                  train_kwargs: dict[str, Any], given: list[str]) -> list[Cell]:
+                  train_kwargs: dict[str, Any], given: list[str], weights: str = "last",
+                  modes: dict[str, dict[str, Any]] | None = None) -> list[Cell]:
     cells: list[Cell] = []
     args = {k: jsonable(v) for k, v in sorted(train_kwargs.items())}
+    extra = {"inference_modes": modes} if modes else {}
     if eval_only:
         facts = [_checkpoint_facts(Path(m)) for m in models]
         labels = [label for label, _ in facts]
@@ -219,7 +234,7 @@ def _build_cells(models: list[str], seeds: tuple[int, ...], eval_only: bool, dat
                 labels[i] = label
             st = Path(model).stat()
             spec = {"format": CELL_FORMAT, "mode": "eval", "model": model, "size": st.st_size,
-                    "mtime_ns": st.st_mtime_ns, "data": data, "imgsz": imgsz, "args": args}
+                    "mtime_ns": st.st_mtime_ns, "data": data, "imgsz": imgsz, "args": args, **extra}
             cells.append(Cell(f"{label}-s{seed if seed is not None else 'x'}", label, seed, spec))
     else:
         labels = [Path(g).stem for g in given]
@@ -229,7 +244,7 @@ def _build_cells(models: list[str], seeds: tuple[int, ...], eval_only: bool, dat
         for seed in seeds:  # seed-major: a partial matrix holds every model at the first seeds
             for model, label in zip(models, labels):
                 spec = {"format": CELL_FORMAT, "mode": "train", "model": model, "data": data, "epochs": epochs,
-                        "imgsz": imgsz, "seed": seed, "args": args}
+                        "imgsz": imgsz, "seed": seed, "args": args, "weights": weights, **extra}
                 cells.append(Cell(f"{label}-s{seed}", label, seed, spec))
     keys = [c.key for c in cells]
     if len(set(keys)) != len(keys):
@@ -254,12 +269,15 @@ class ZooRequest:
     jobs: int
     train_kwargs: dict[str, Any]
     cells: list[Cell]
+    weights: str = "last"
+    modes: dict[str, dict[str, Any]] | None = None
 
     def record(self) -> dict[str, Any]:
         """The request as zoo.json holds it."""
         out = {"models": self.models, "data": self.data, "epochs": self.epochs, "imgsz": self.imgsz,
                "seeds": list(self.seeds), "eval_only": self.eval_only, "train_args": jsonable(self.train_kwargs),
                "latency_runs": self.latency_runs, "throughput_batch": self.throughput_batch, "jobs": self.jobs,
+               "weights": None if self.eval_only else self.weights, "modes": self.modes,
                "cells": [c.key for c in self.cells]}
         if self.eval_only:
             out["seeds"] = sorted({c.seed for c in self.cells if c.seed is not None})
@@ -268,7 +286,8 @@ class ZooRequest:
 
 
 def check_request(models: Any, data: Any, epochs: Any, seeds: Any, imgsz: Any, name: Any, eval_only: Any,
-                  latency_runs: Any, throughput_batch: Any, jobs: Any, train_kwargs: dict[str, Any]) -> ZooRequest:
+                  latency_runs: Any, throughput_batch: Any, jobs: Any, train_kwargs: dict[str, Any],
+                  weights: Any = "last", modes: Any = None) -> ZooRequest:
     """Check every argument of :func:`run_zoo` and list its cells; raise ZooError naming the first problem."""
     if not isinstance(eval_only, bool):
         raise ZooError(f"eval_only={eval_only!r} must be True or False")
@@ -281,12 +300,17 @@ def check_request(models: Any, data: Any, epochs: Any, seeds: Any, imgsz: Any, n
     jobs = _check_positive_int("jobs", jobs)
     if not isinstance(name, str) or not name or Path(name).name != name:
         raise ZooError(f"name={name!r} must be a plain folder name, e.g. name=zoo (use project= for the parent path)")
+    if weights not in WEIGHTS:
+        raise ZooError(f"weights={weights!r} must be last (the final weights, the default) or best (Ultralytics' "
+                       "best.pt, picked on the val split the zoo reports)")
+    named_modes = _check_modes(modes)
     train_kwargs = _check_train_args(train_kwargs, eval_only)
     checked = [_check_model(m, eval_only) for m in given]
     data_path = _resolve_data(data)
-    cells = _build_cells(checked, seeds_t, eval_only, data_path, epochs, imgsz, train_kwargs, given)
+    cells = _build_cells(checked, seeds_t, eval_only, data_path, epochs, imgsz, train_kwargs, given, weights,
+                         named_modes)
     return ZooRequest(given, data_path, epochs, imgsz, seeds_t, eval_only, latency_runs, throughput_batch, jobs,
-                      train_kwargs, cells)
+                      train_kwargs, cells, weights, named_modes)
 
 
 def check_folder(request: ZooRequest, folder: Path) -> None:

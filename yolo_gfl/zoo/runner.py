@@ -46,6 +46,8 @@ def run_zoo(
     throughput_batch: int = 1,
     jobs: int = 1,
     verbose: bool = True,
+    weights: str = "last",
+    modes: Any = None,
     **train_kwargs: Any,
 ) -> list[dict]:
     """Train and evaluate every (model, seed) cell not done yet; write zoo.csv, zoo.md and plots; return the cell rows.
@@ -64,6 +66,13 @@ def run_zoo(
             change (each cell is seeded and deterministic), but the cells' own timings are then taken side by side.
             The table's latency comes from the interleaved pass after all cells, which always runs alone.
         verbose: print one progress line per cell (each cell's full output goes to ``cells/<key>.log``).
+        weights: which weights of a trained cell are evaluated: ``last`` (default), the final ones; ``best``,
+            Ultralytics' ``best.pt``, the epoch with the best fitness on the val split, the same split the table reports
+            (with ``val=False`` Ultralytics validates only the last epoch, and both are the same).
+        modes: also evaluate each cell under these named inference modes (``yolo_gfl.engine.inference``'s
+            ``INFERENCE_MODES``, e.g. ``modes=hard,soft,vote``; or a dict of name -> inference options): their figures
+            go into the cell's ``inference`` entry. A mode the model cannot serve (``vote-quality`` on a model without
+            a quality branch) is recorded with the reason.
         **train_kwargs: Ultralytics train arguments (``batch``, ``device``, ``lr0``, ``pretrained``, ...) and yolo_gfl
             options, identical for every cell; with ``eval_only`` only the evaluation ones (``batch``, ``device``, ...).
 
@@ -75,7 +84,7 @@ def run_zoo(
         ZooCellError: after every other cell ran and the table was written, if some cells failed.
     """
     req = check_request(models, data, epochs, seeds, imgsz, name, eval_only, latency_runs, throughput_batch, jobs,
-                        train_kwargs)
+                        train_kwargs, weights, modes)
     cells = req.cells
     folder = (Path(project) if project is not None else Path("runs")).expanduser().resolve() / name
     cell_root = folder / "cells"
