@@ -81,6 +81,30 @@ METRICS = ("mAP50-95", "mAP50", "AP75", "coco_AP", "spearman", "spearman_kept", 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
+# The inference modes a cell is evaluated under with --modes (the package's named modes, plus the research ones that
+# ask which cluster rule and sigma score voting wants): PAA's shared clusters (every candidate overlapping the kept box
+# by IoU > 0.01 votes, as PAA's code), and a wider sigma.
+RESEARCH_MODES: dict[str, dict[str, Any]] = {
+    "vote-paa": {"nms": "vote", "vote_iou": 0.01},
+    "vote-s0.1": {"nms": "vote", "vote_sigma": 0.1},
+}
+DEFAULT_MODES = "hard,soft,vote,vote-class,vote-quality,vote-paa,vote-s0.1"
+
+
+def inference_modes(text: str | None) -> dict[str, dict[str, Any]] | None:
+    """``--modes``: comma-separated names of the package's INFERENCE_MODES or RESEARCH_MODES -> name: options."""
+    if not text:
+        return None
+    from yolo_gfl.engine.inference import INFERENCE_MODES
+
+    known = {**INFERENCE_MODES, **RESEARCH_MODES}
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in names if m not in known]
+    if unknown:
+        raise BenchmarkError(f"--modes: unknown mode(s) {unknown}; choose from {', '.join(known)}")
+    return {m: dict(known[m]) for m in names}
+
+
 class BenchmarkError(ValueError):
     """A request the benchmark cannot run: names the problem and the fix."""
 
@@ -370,6 +394,9 @@ def record_cell(data: str, setting: dict[str, Any], zoo_row: dict[str, Any], con
         # a training resumed from last.pt after an interruption is not bit-identical to one run through (evaluating
         # finished weights again is)
         "training_resumed": bool(zoo_row.get("resumed") and not zoo_row.get("train_not_rerun")),
+        # each --modes evaluation of the same final weights, and the validation mAP50-95 after each epoch (--curves)
+        **({"inference": zoo_row["inference"]} if zoo_row.get("inference") else {}),
+        **({"curve": zoo_row["curve"]} if zoo_row.get("curve") else {}),
     }  # fmt: skip
 
 
@@ -542,6 +569,143 @@ def tables(record: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+# ------------------------------------------------------------------------------------ inference modes and curves
+def mode_value(cell: dict[str, Any], mode: str, key: str) -> float | None:
+    """A cell's ``key`` under inference ``mode`` (its 'inference' entry); None where it was not evaluated so."""
+    entry = (cell.get("inference") or {}).get(mode) or {}
+    value = entry.get(key)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def paired_by_seed(cells: list[dict], data: str, model: str, value: Callable[[dict], float | None],
+                   baseline: Callable[[dict], float | None], stock: str = STOCK) -> tuple[float | None, float | None, int]:
+    """Mean over seeds of value(model's cell) - baseline(stock's cell of the same seed), its SE, and the pair count."""
+    base = {c["seed"]: baseline(c) for c in cells if c["data"] == data and c["model"] == Path(stock).stem}
+    diffs = [value(c) - base[c["seed"]] for c in cells if c["data"] == data and c["model"] == model
+             and base.get(c["seed"]) is not None and value(c) is not None]
+    if not diffs:
+        return None, None, 0
+    se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else None
+    return statistics.fmean(diffs), se, len(diffs)
+
+
+def _over_data(per: list[tuple[float | None, float | None, int]]) -> tuple[float | None, float | None]:
+    """Mean over data sets of paired figures and its SE (root of summed squared SEs / count); None unless all."""
+    if not per or any(n == 0 for _, _, n in per):
+        return None, None
+    ses = [se for _, se, _ in per]
+    return (statistics.fmean(m for m, _, _ in per),
+            math.sqrt(sum(x * x for x in ses)) / len(ses) if all(x is not None for x in ses) else None)
+
+
+def epochs_to_reach(curve: list[float] | None, target: float) -> int | None:
+    """The first epoch (1-based) whose validation mAP50-95 is at least ``target``; None if it never is."""
+    for epoch, value in enumerate(curve or [], 1):
+        if value >= target:
+            return epoch
+    return None
+
+
+CURVE_SHARE = 0.95  # issue 34: epochs to reach 95% of stock's final mAP50-95 (same seed)
+
+
+def inference_tables(record: dict[str, Any]) -> str:
+    """Markdown for cells with 'inference' entries: per data set, each model x mode against stock with hard NMS
+    (paired by seed); the mean over data sets; voting's gain for each model against stock's gain; and, for cells with
+    learning curves, the epochs each model takes to reach 95% of stock's final mAP50-95 on the same seed."""
+    cells = [c for c in record["cells"] if c.get("inference") or c.get("curve")]
+    if not cells:
+        return ""
+    stock = Path(record["stock"]).stem
+    data_names = [d for d in record["datasets"] if any(c["data"] == d for c in cells)]
+    models = list(dict.fromkeys([stock] + [c["model"] for c in cells]))
+    modes = list(dict.fromkeys(m for c in cells for m, v in (c.get("inference") or {}).items() if "skipped" not in v))
+    hard = lambda key: (lambda c: mode_value(c, "hard", key))  # noqa: E731
+    out = ["## Inference modes: each model x mode against stock with hard NMS", "",
+           "Paired by seed; points (mAP, AP) ± SE; the same final weights evaluated under each mode.", ""]
+    summary: dict[tuple[str, str], dict[str, list]] = {}
+    for d in data_names:
+        s = record["datasets"][d]
+        out += [f"### {d} ({s['epochs']} epochs at {s['imgsz']} px)", "",
+                "| model | mode | seeds | mAP50-95 | AP75 | Spearman (top K) | Δ mAP50-95 | Δ AP75 |",
+                "|---|---|--:|--:|--:|--:|--:|--:|"]
+        for m in models:
+            rows = [c for c in cells if c["data"] == d and c["model"] == m]
+            for mode in modes:
+                vals = {k: [v for v in (mode_value(c, mode, k) for c in rows) if v is not None]
+                        for k in ("mAP50-95", "AP75", "spearman_top")}
+                if not vals["mAP50-95"]:
+                    continue
+                deltas = {}
+                for key in ("mAP50-95", "AP75"):
+                    deltas[key] = paired_by_seed(cells, d, m, lambda c, k=key, mo=mode: mode_value(c, mo, k), hard(key),
+                                                 record["stock"])
+                    summary.setdefault((m, mode), {}).setdefault(key, []).append(deltas[key])
+                same = m == stock and mode == "hard"
+                out.append(f"| {m} | {mode} | {len(vals['mAP50-95'])} | "
+                           f"{_fmt(*_mean_sd(vals['mAP50-95']), 100, 1)} | {_fmt(*_mean_sd(vals['AP75']), 100, 1)} | "
+                           f"{_fmt(*_mean_sd(vals['spearman_top']), 1, 3)} | "
+                           + ("" if same else _fmt(*deltas["mAP50-95"][:2], 100, 2, sign=True)) + " | "
+                           + ("" if same else _fmt(*deltas["AP75"][:2], 100, 2, sign=True)) + " |")
+        out.append("")
+    full = [k for k, v in summary.items() if len(v["mAP50-95"]) == len(data_names)]
+    if full:
+        out += [f"### Mean over the data sets ({', '.join(data_names)}): Δ to stock with hard NMS", "",
+                "| model | mode | Δ mAP50-95 | Δ AP75 |", "|---|---|--:|--:|"]
+        for m, mode in full:
+            if m == stock and mode == "hard":
+                continue
+            out.append(f"| {m} | {mode} | {_fmt(*_over_data(summary[(m, mode)]['mAP50-95']), 100, 2, sign=True)} | "
+                       f"{_fmt(*_over_data(summary[(m, mode)]['AP75']), 100, 2, sign=True)} |")
+        out.append("")
+    votes = [mode for mode in modes if mode.startswith("vote")]
+    if votes and len(models) > 1:
+        out += ["### Does an IoU-aware model gain more from voting than stock does?", "",
+                "Each model's gain (mode - hard, same weights) minus stock's gain (vote - hard) on the same seed; "
+                "stock's gain is from its own `vote` (score-weighted).", "",
+                "| model | mode | " + " | ".join(f"{d}" for d in data_names) + " | mean |",
+                "|---|---|" + "--:|" * (len(data_names) + 1)]
+
+        def gain(mode: str, key: str = "mAP50-95") -> Callable[[dict], float | None]:
+            def f(c: dict) -> float | None:
+                a, b = mode_value(c, mode, key), mode_value(c, "hard", key)
+                return None if a is None or b is None else a - b
+            return f
+
+        for m in models[1:]:
+            for mode in votes:
+                per = [paired_by_seed(cells, d, m, gain(mode), gain("vote"), record["stock"]) for d in data_names]
+                if all(n == 0 for _, _, n in per):
+                    continue
+                out.append(f"| {m} | {mode} | " + " | ".join(_fmt(a, b, 100, 2, sign=True) for a, b, _ in per)
+                           + f" | {_fmt(*_over_data(per), 100, 2, sign=True)} |")
+        out.append("")
+    curved = [c for c in cells if c.get("curve")]
+    if curved:
+        out += [f"### Learning curves: epochs to reach {CURVE_SHARE:.0%} of stock's final mAP50-95 (same seed)", "",
+                "Validation mAP50-95 after every epoch (Ultralytics' val settings); the target is stock's final "
+                "epoch on the same seed. Mean ± SE over seeds; Δ: paired, model - stock; — where a model never "
+                "reached it.", "",
+                "| model | " + " | ".join(data_names) + " | Δ epochs, mean |", "|---|" + "--:|" * (len(data_names) + 1)]
+        target = {(c["data"], c["seed"]): CURVE_SHARE * c["curve"][-1] for c in curved if c["model"] == stock}
+
+        def reach(c: dict) -> float | None:
+            t = target.get((c["data"], c["seed"]))
+            e = epochs_to_reach(c.get("curve"), t) if t is not None else None
+            return float(e) if e is not None else None
+
+        for m in models:
+            cols, per = [], []
+            for d in data_names:
+                vals = [v for v in (reach(c) for c in curved if c["data"] == d and c["model"] == m) if v is not None]
+                cols.append(_fmt(*_mean_sd(vals), 1, 1) if vals else "—")
+                per.append(paired_by_seed(curved, d, m, reach, reach, record["stock"]))
+            mean = "" if m == stock else _fmt(*_over_data(per), 1, 1, sign=True)
+            out.append(f"| {m} | " + " | ".join(cols) + f" | {mean} |")
+        out.append("")
+    return "\n".join(out)
+
+
 # -------------------------------------------------------------------------------------------------------------- run
 def _models(text: str | None, quick: bool, scale: str = "n") -> list[str]:
     """The requested configs with stock first, refusing one of another scale than ``scale``."""
@@ -564,6 +728,8 @@ def settings_for(name: str, args: argparse.Namespace) -> dict[str, Any]:
     train = args.train_images if args.train_images is not None else spec["train"]
     setting = {"yaml": spec["yaml"], "epochs": epochs, "imgsz": imgsz, "batch": args.batch, "train_images": train,
                "val_images": args.val_images, "weights": Path(args.weights).name, "train_args": args.extra}
+    if getattr(args, "curves", False):  # validated after every epoch (the learning curves); absent from older records' settings
+        setting["curves"] = True
     setting["digest"] = _digest(setting)
     return setting
 
@@ -575,6 +741,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     record_path = Path(args.record)
     record = load_record(record_path, scaled(STOCK, args.scale))
     args.extra = extra_train_args(args)
+    modes = inference_modes(getattr(args, "modes", None))  # checked before anything runs
     names = [d.strip() for d in args.datasets.split(",") if d.strip()]
     unknown = [d for d in names if d not in DATASETS]
     if unknown:
@@ -641,12 +808,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                  setting["train_images"], setting["val_images"])
         print(f"== {d}: {len(todo)} model(s) x {len(seeds)} seed(s), {setting['epochs']} epochs at "
               f"{setting['imgsz']} px", flush=True)
-        train_args = dict(batch=args.batch, workers=args.workers, device=args.device, val=False,
+        train_args = dict(batch=args.batch, workers=args.workers, device=args.device, val=bool(args.curves),
                           pretrained=str(weights.resolve()), **args.extra)
         try:
             rows = run_zoo(models=todo, data=str(data_yaml), epochs=setting["epochs"], seeds=seeds,
                            imgsz=setting["imgsz"], project=str(project), name=zoo_name,
-                           latency_runs=args.latency_runs, jobs=args.jobs, **train_args)
+                           latency_runs=args.latency_runs, jobs=args.jobs, weights="last",
+                           modes=modes, **train_args)
         except ZooError as e:
             raise BenchmarkError(str(e)) from None
         except ZooCellError as e:
@@ -665,6 +833,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             take_same_recipe_cells(record, d, setting, models, configs, recipes, seeds)
         save_record(record, record_path)  # after every data set
     md = tables(record)
+    extra = inference_tables(record)
+    if extra:
+        md += "\n" + extra
     header = (f"# Real-data fine-tune benchmark\n\nMade by `python {' '.join(['benchmarks/real_data.py'] + args.argv)}`"
               f" from `{record_path.name}` (never edited by hand); updated {record.get('updated', '—')}.\n\n")
     if not args.report_only:
@@ -706,6 +877,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated models among --models whose cells of the requested data sets and seeds "
                     "lack a figure the script now records: those cells are retired (kept) and measured anew, from "
                     "their weights where the zoo folder still holds them, else by training the same run again")
+    ap.add_argument("--curves", action="store_true", help="validate after every epoch and record the learning curve "
+                    "(a setting of its own: use a record made with it, e.g. --record "
+                    "benchmarks/results/real_data_inference.json); the final weights are still the ones evaluated")
+    ap.add_argument("--modes", default=None, help="also evaluate every trained cell's final weights under these "
+                    f"inference modes, recorded in the cell's 'inference' entry (e.g. {DEFAULT_MODES})")
     ap.add_argument("--report-only", action="store_true", help="print the tables of the record; run nothing")
     ap.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
                     help="another Ultralytics train argument or yolo_gfl option for every cell (repeatable)")
