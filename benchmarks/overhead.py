@@ -2,6 +2,11 @@
 
     python benchmarks/overhead.py [--scale n] [--imgsz 640] [--runs 30] [--device cpu] [--variants gfl,qfl,vfl,vfnet]
     python benchmarks/overhead.py --variants vfnet,vfnet:vfnet_star_op=deform_conv2d  # a variant with options
+    python benchmarks/overhead.py --predict ../shared/weights/yolov8n.pt --images ../shared/datasets/coco128/images/val2017
+
+With ``--predict WEIGHTS``: the cost of each inference mode in ``YOLOGFL.predict`` (what ``yolo-gfl predict`` runs), per
+image at ``--imgsz``, hard NMS beside score voting (``nms=vote``; ``vote-quality`` too for a model with a quality
+branch), interleaved round by round over the same images; the median per-image time of each and its ratio to hard.
 
 Prints parameters, GFLOPs, inference latency (median over --runs, batch 1 and 16), training step time
 (forward + loss + backward, batch 8), loss-function time alone, and NMS time, with ratios to stock. GFLOPs are
@@ -60,6 +65,43 @@ def timed(fn, device) -> float:
     return (time.perf_counter() - t) * 1000
 
 
+def predict_overhead(weights: str, images: str, imgsz: int, runs: int, device: str, limit: int = 16) -> None:
+    """Per-image ``YOLOGFL.predict`` time of each inference mode, interleaved; prints medians and ratios to hard."""
+    from pathlib import Path
+
+    from yolo_gfl import YOLOGFL
+    from yolo_gfl.engine.inference import INFERENCE_MODES, InferenceOptionError, QualityTap
+
+    files = sorted(str(p) for p in Path(images).iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[:limit]
+    if not files:
+        raise SystemExit(f"--images {images}: no .jpg/.png images there")
+    model = YOLOGFL(weights)
+    modes = ["hard", "vote"]
+    try:
+        QualityTap(model.model, "quality").close()
+        modes.append("vote-quality")
+    except InferenceOptionError:
+        pass  # no quality branch: J is the only score to weigh by
+    kw = dict(imgsz=imgsz, device=device, verbose=False, save=False)
+    for mode in modes:  # warm-up, and the predictor built once
+        model.predict(files[:2], **kw, **INFERENCE_MODES[mode])
+    per_image = {m: [] for m in modes}
+    boxes = {m: 0 for m in modes}
+    for _ in range(runs):
+        for mode in modes:
+            t = time.perf_counter()
+            results = model.predict(files, **kw, **INFERENCE_MODES[mode])
+            per_image[mode].append((time.perf_counter() - t) * 1000 / len(files))
+            boxes[mode] = sum(len(r.boxes) for r in results)
+    base = statistics.median(per_image["hard"])
+    print(f"\n{Path(weights).name}: YOLOGFL.predict at {imgsz} px on {device}, {len(files)} images, "
+          f"{torch.get_num_threads()} threads, median of {runs} interleaved rounds")
+    print(f"{'mode':14}{'ms / image':>12}{'ratio to hard':>16}{'detections':>12}")
+    for mode in modes:
+        med = statistics.median(per_image[mode])
+        print(f"{mode:14}{med:>12.1f}{med / base:>16.3f}{boxes[mode]:>12}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", default="n")
@@ -68,7 +110,14 @@ def main() -> None:
     ap.add_argument("--train-batch", type=int, default=8)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--variants", default="gfl,qfl,vfl,vfnet")  # any yolov8{scale}-NAME.yaml of yolo_gfl
+    ap.add_argument("--predict", default=None, metavar="WEIGHTS", help="time the inference modes of predict instead")
+    ap.add_argument("--images", default=None, help="with --predict: a folder of images (the first 16 are used)")
     args = ap.parse_args()
+    if args.predict:
+        if not args.images:
+            raise SystemExit("--predict needs --images DIR")
+        predict_overhead(args.predict, args.images, args.imgsz, args.runs, args.device)
+        return
     device = torch.device(args.device)
     names = ["stock"] + [v for v in args.variants.split(",") if v]
     models, train_models = {}, {}
