@@ -215,14 +215,15 @@ def recipe_digest(model: str) -> str:
     """A digest of what a config builds and trains: its resolved architecture and scale and every yolo_gfl option with
     its default filled in, not its file name or its comments. Two configs with one recipe train the same runs: with
     ``deterministic=True`` one seed gives the same cell on one machine (across CPUs, the same within float noise), so
-    a cell of one is a cell of the other."""
+    a cell of one is a cell of the other. The options are digested in yolo_gfl 0.2.0's spelling
+    (``benchmarks/recipe_v020.py``), so a recipe keeps the digest its record cells were made with."""
+    from benchmarks.recipe_v020 import section_v020
     from yolo_gfl.configs import load_model_cfg
-    from yolo_gfl.options import validate_options
 
     cfg = load_model_cfg(model)
     cfg.pop("yaml_file", None)
     if "gfl" in cfg:
-        cfg["gfl"] = validate_options(cfg["gfl"] or {})
+        cfg["gfl"] = section_v020(cfg["gfl"] or {})
     return _digest(cfg)
 
 

@@ -18,7 +18,7 @@ For a model's predictions on a few un-augmented training batches, Ultralytics' o
   their IoU, so a larger gain keeps less of TAL's ranking of boxes;
 * the Spearman correlation of the positives' TAL targets with their IoU (how well the target a class branch learns
   orders boxes by localisation). ``--tal ALPHA:BETA,...`` repeats the measurement with other exponents of TAL's
-  alignment metric s^alpha x IoU^beta (the ``tal_alpha``/``tal_beta`` options; Ultralytics' are 0.5:6).
+  alignment metric s^alpha x IoU^beta (set on the assigner here; Ultralytics' are 0.5:6).
 
 A fresh model has poor boxes (low IoU) and TAL's targets are small, so the ratios are largest at the start of training.
 """
@@ -63,9 +63,11 @@ def target_stats(
     info = check_det_dataset(str(resolve_data(data)))
     dataset = build_yolo_dataset(cfg, info["train"], batch, info, mode="val", stride=32)  # "val": no augmentation
     loader = DataLoader(dataset, batch_size=batch, shuffle=False, collate_fn=dataset.collate_fn)
-    if tal is not None:  # as train options: the criterion applies them, and their check refuses them with ATSS
-        net.gfl_options = {**(getattr(net, "gfl_options", None) or {}), "tal_alpha": tal[0], "tal_beta": tal[1]}
     loss = GFLDetectionLoss(net)  # its assign() is the training path: the model's assigner (TAL for these models)
+    if tal is not None:  # TOOD's exponents of TAL's alignment metric, set on the assigner for this measurement only
+        if not hasattr(loss.assigner, "alpha"):
+            raise ValueError(f"{model}: its assigner ({type(loss.assigner).__name__}) has no TAL exponents to set")
+        loss.assigner.alpha, loss.assigner.beta = tal
     totals = dict(objects=0, positives=0, iou_sum=0.0, tal_sum=0.0)
     pos_targets, pos_ious = [], []  # TAL's soft target of each positive, at its class; its IoU
     for i, b in enumerate(loader):
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--gains", default="1.25,1.5", help="cls_target_gain values to report the capped share of")
     ap.add_argument("--tal", default="", help="TAL exponents ALPHA:BETA,... to measure each model with (default: its "
-                    "own, tal_alpha/tal_beta)")
+                    "own)")
     args = ap.parse_args(argv)
     gains = tuple(float(g) for g in args.gains.split(","))
     try:

@@ -72,7 +72,7 @@ def worker(rank: int, world: int, port: int, out: str, data_yaml: str, models: l
             "max_rank_diff": float((gathered[0] - gathered[1]).abs().max()),
             "moved": moved,
             "labels_per_step": positives,
-            "variant": getattr(model, "gfl_options", {}),
+            "variant": model.variant.as_section() if hasattr(model, "variant") else {},
         }
     if rank == 1:
         with open(out, "w") as f:

@@ -57,42 +57,28 @@ def test_bce_variant_is_exactly_stock_loss():
     torch.testing.assert_close(ours, stock)
 
 
-def test_qfl_beta0_on_tal_targets_is_stock_classification_loss():
-    """QFL with beta = 0 is soft BCE; on the assigner's own targets divided by their sum it is Ultralytics' cls loss.
-
-    This ties the whole IoU-aware classification path (assignment, targets, divisor, gain) to stock, bit for bit. The
-    box and DFL terms differ by design: they are weighted by the IoU rather than by TAL's target.
-    """
-    model = make_model(cls_loss="qfl", qfl_beta=0.0, cls_target="tal", cls_norm="sum")
-    batch = make_batch()
-    preds = model(batch["img"])
-    ours, _ = GFLDetectionLoss(model)(preds, batch)
-    stock, _ = v8DetectionLoss(model)(preds, batch)
-    assert ours[1] == stock[1]
-    assert ours[0] != stock[0]
-
-
-def test_null_probe_recipe_is_stock_loss_to_float_rounding():
-    """benchmarks/configs/yolov8n-stock-gflpath.yaml (QFL beta 0 on TAL's targets over their sum, box and DFL weighted
-    by the target, as v8DetectionLoss weighs them) is stock's loss computed by yolo_gfl's path: the three items and
-    every gradient agree with v8DetectionLoss to float rounding. The benchmark reads this config's paired Δ to stock
-    as the drift of a training that differs by rounding alone (docs/real_data.md); a real difference in the loss (a
+def test_bce_outside_ultralytics_path_is_stock_loss_to_float_rounding():
+    """cls_loss=bce is Ultralytics' loss (soft BCE on TAL's target over its sum, box and DFL weighted by that target).
+    Run through yolo_gfl's own composed path (the path -gfl and the probes take, here with the quality branch off),
+    the three items and every gradient agree with v8DetectionLoss to float rounding; a real difference in the loss (a
     divisor, a weight, a clamp) would fail here."""
-    model = make_model(cls_loss="qfl", qfl_beta=0.0, cls_target="tal", cls_norm="sum", box_weight="target")
+    model = make_model(cls_loss="bce")
     batch = make_batch()
     with torch.no_grad():  # a 64 px batch has few positives; many objects at several scales exercise every term
         batch["batch_idx"] = torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0])
         batch["cls"] = torch.tensor([[0.0], [2.0], [1.0], [1.0], [0.0]])
         batch["bboxes"] = torch.tensor([[0.3, 0.3, 0.4, 0.5], [0.7, 0.6, 0.3, 0.3], [0.5, 0.5, 0.9, 0.8],
                                         [0.5, 0.5, 0.8, 0.6], [0.2, 0.8, 0.15, 0.2]])
+    ours = GFLDetectionLoss(model)
+    assert ours.stock  # decided once: Ultralytics' own loss computes this variant
+    ours.stock = False  # force yolo_gfl's composed path
     grads, losses = {}, {}
-    for name, criterion in (("ours", GFLDetectionLoss(model)), ("stock", v8DetectionLoss(model))):
+    for name, criterion in (("ours", ours), ("stock", v8DetectionLoss(model))):
         model.zero_grad()
         loss, _ = criterion(model(batch["img"]), batch)
         loss.sum().backward()
         losses[name] = loss.detach()
         grads[name] = [p.grad.clone() for p in model.parameters() if p.grad is not None]
-    assert not GFLDetectionLoss(model).is_stock_loss(None)  # this recipe does run yolo_gfl's own path
     assert all(losses["stock"] > 0)
     torch.testing.assert_close(losses["ours"], losses["stock"], rtol=1e-6, atol=0)
     flat = {k: torch.cat([g.flatten() for g in v]) for k, v in grads.items()}
@@ -120,10 +106,10 @@ class FixedAssigner:
         return labels, boxes, scores, fg, torch.zeros(b, a, dtype=torch.long)
 
 
-@pytest.mark.parametrize("cls_loss,dgqp,cls_norm", [("vfl", False, "pos"), ("qfl", False, "pos"), ("qfl", True, "pos"),
+@pytest.mark.parametrize("cls_loss,quality,cls_norm", [("vfl", False, "pos"), ("qfl", False, "pos"), ("qfl", True, "pos"),
                                                     ("vfl", True, "pos"), ("qfl", True, "sum"), ("vfl", False, "sum")])
-def test_loss_arithmetic_against_hand_computation(cls_loss, dgqp, cls_norm):
-    model = make_model(cls_loss=cls_loss, dgqp=dgqp, box_loss="giou", cls_norm=cls_norm)
+def test_loss_arithmetic_against_hand_computation(cls_loss, quality, cls_norm):
+    model = make_model(cls_loss=cls_loss, quality=quality, box_loss="giou", cls_norm=cls_norm)
     crit = GFLDetectionLoss(model)
     fg_index = torch.tensor([10, 20, 30])
     gt_boxes = torch.tensor([[8.0, 8.0, 40.0, 40.0], [0.0, 0.0, 64.0, 64.0], [30.0, 20.0, 50.0, 60.0]])  # pixels
@@ -143,7 +129,7 @@ def test_loss_arithmetic_against_hand_computation(cls_loss, dgqp, cls_norm):
     target = torch.zeros(preds["scores"].shape[0], preds["scores"].shape[2], 3)
     target[0, fg_index, torch.tensor([0, 2, 1])] = iou
     logits = preds["scores"].permute(0, 2, 1)
-    if dgqp:
+    if quality:
         pred, as_logits = logits.sigmoid() * preds["quality"].permute(0, 2, 1), False
     else:
         pred, as_logits = logits, True
@@ -175,44 +161,38 @@ def test_cls_norm_divides_by_positives_or_by_target_sum(cls_loss):
     total = fn(logits, target, logits=True).sum()
     for cls_norm, divisor in (("pos", 5.0), ("sum", 3.5)):
         crit = GFLDetectionLoss(make_model(cls_loss=cls_loss, cls_norm=cls_norm))
-        got = crit.classification_term(logits, True, torch.zeros_like(target), target, fg)
+        got = crit.class_term(logits, True, torch.zeros_like(target), target, fg)
         torch.testing.assert_close(got, total / divisor)
-    # cls_target=tal learns the assigner's own soft targets instead of the IoUs
-    tal = target.flip(-1) * 0.5
-    for cls_norm, divisor in (("pos", 5.0), ("sum", 1.75)):
-        crit = GFLDetectionLoss(make_model(cls_loss=cls_loss, cls_target="tal", cls_norm=cls_norm))
-        torch.testing.assert_close(crit.classification_term(logits, True, tal, target, fg),
-                                   fn(logits, tal, logits=True).sum() / divisor)
     # few, poor positives: the IoU sum 0.3 is clamped at 1 rather than inflating the loss 3x
     small = target * 0.3 / 3.5
     crit = GFLDetectionLoss(make_model(cls_loss=cls_loss, cls_norm="sum"))
-    torch.testing.assert_close(crit.classification_term(logits, True, torch.zeros_like(small), small, fg),
+    torch.testing.assert_close(crit.class_term(logits, True, torch.zeros_like(small), small, fg),
                                fn(logits, small, logits=True).sum())
 
 
-@pytest.mark.parametrize("cls_loss,dgqp", [("vfl", False), ("qfl", False), ("qfl", True)])
-def test_real_assignment_gradients_reach_every_branch(cls_loss, dgqp):
-    model = make_model(cls_loss=cls_loss, dgqp=dgqp)
+@pytest.mark.parametrize("cls_loss,quality", [("vfl", False), ("qfl", False), ("qfl", True)])
+def test_real_assignment_gradients_reach_every_branch(cls_loss, quality):
+    model = make_model(cls_loss=cls_loss, quality=quality)
     model.train()
     loss, _ = model.loss(make_batch())
     assert torch.isfinite(loss).all() and (loss > 0).all()
     loss.sum().backward()
     head = model.model[-1]
     assert head.cv3[0][-1].weight.grad.abs().sum() > 0 and head.cv2[0][-1].weight.grad.abs().sum() > 0
-    if dgqp:
-        assert head.dgqp.fc2.weight.grad.abs().sum() > 0
+    if quality:
+        assert head.quality_branch.fc2.weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("cls_loss,dgqp", [("vfl", False), ("qfl", True)])
-def test_batch_without_objects(cls_loss, dgqp):
-    model = make_model(cls_loss=cls_loss, dgqp=dgqp)
+@pytest.mark.parametrize("cls_loss,quality", [("vfl", False), ("qfl", True)])
+def test_batch_without_objects(cls_loss, quality):
+    model = make_model(cls_loss=cls_loss, quality=quality)
     loss, items = model.loss(make_batch(with_boxes=False))
     assert torch.isfinite(loss).all()
     assert loss[0] == 0 and loss[2] == 0 and loss[1] > 0  # nothing to regress; negatives still learn
 
 
 def test_half_precision_inputs_under_autocast():
-    model = make_model(cls_loss="qfl", dgqp=True)
+    model = make_model(cls_loss="qfl", quality=True)
     batch = make_batch()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss, _ = model.loss(batch)

@@ -69,7 +69,7 @@ trainer.setup_model()  # keeps a built model, as each worker's _setup_train does
 trainer.data = {**trainer.data, "nc": len(trainer.data["names"])}
 trainer.set_model_attributes()  # nc, names, args: as _setup_train does before the first loss
 print(json.dumps({"trainer": type(trainer).__name__, "model": type(trainer.model).__name__,
-                  "options": trainer.model.gfl_options, "criterion": type(trainer.model.init_criterion()).__name__}))
+                  "options": trainer.model.variant.as_section(), "criterion": type(trainer.model.init_criterion()).__name__}))
 """
 
 
@@ -78,7 +78,7 @@ def test_ddp_state_carries_the_variant_and_train_argument_options(tmp_path, coco
     model = YOLOGFL("yolov8n-qfl.yaml")
     with pytest.raises(Launched) as launched:
         model.train(data=coco128_yaml, imgsz=64, epochs=1, batch=8, device="cpu",
-                    workers=0, project=str(tmp_path), name="ddp", qfl_beta=1.5, dgqp=True)
+                    workers=0, project=str(tmp_path), name="ddp", qfl_beta=1.5, quality=True)
     script = Path(str(launched.value))
     state = script.with_suffix(".pt")
     try:
@@ -92,7 +92,7 @@ def test_ddp_state_carries_the_variant_and_train_argument_options(tmp_path, coco
         state.unlink(missing_ok=True)
     assert seen["trainer"] == "GFLTrainer" and seen["model"] == "GFLDetectionModel"
     assert seen["criterion"] == "GFLDetectionLoss"
-    assert seen["options"]["cls_loss"] == "qfl" and seen["options"]["qfl_beta"] == 1.5 and seen["options"]["dgqp"]
+    assert seen["options"]["cls_loss"] == "qfl" and seen["options"]["qfl_beta"] == 1.5 and seen["options"]["quality"]
 
 
 @pytest.mark.slow
@@ -109,5 +109,5 @@ def test_two_gloo_processes_train_every_variant_to_identical_weights(tmp_path, c
         assert res["max_rank_diff"] == 0.0, (name, res["max_rank_diff"])  # DDP averaged the same gradients
         assert res["moved"] > 1e-4, name  # the steps changed the weights
         assert res["labels_per_step"][1] == 0 and res["labels_per_step"][0] > 0, name  # a step without positives
-    assert results["yolov8n-gfl.yaml"]["variant"]["dgqp"] is True
+    assert results["yolov8n-gfl.yaml"]["variant"]["quality"] is True
     assert results["yolov8n-vfnet.yaml"]["variant"]["head"] == "vfnet"

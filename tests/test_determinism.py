@@ -50,7 +50,7 @@ def test_a_variant_takes_stocks_first_steps_with_the_same_seed(tmp_path, coco128
     through GFLDetect) starts from stock's weights and takes stock's first steps, up to float rounding (its loss sums
     in another order): what a seed-paired comparison relies on."""
     stock = first_losses(tmp_path, coco128_yaml, "stock", model="yolov8n.yaml")
-    variant = first_losses(tmp_path, coco128_yaml, "variant", dgqp=False)
+    variant = first_losses(tmp_path, coco128_yaml, "variant", quality=False)
     assert torch.allclose(stock, variant, rtol=1e-4, atol=0), f"stock:\n{stock}\nvariant:\n{variant}"
 
 
@@ -77,7 +77,7 @@ def test_a_finetuned_variant_draws_stocks_new_class_layer_with_the_same_seed(tmp
 
     stock = new_class_conv("yolov8n.yaml")
     assert stock and all(w.shape[0] == 1 for w in stock.values())
-    for cfg, options in [("yolov8n-gfl.yaml", {}), ("yolov8n-gfl.yaml", {"dgqp_input": "features"}),
+    for cfg, options in [("yolov8n-gfl.yaml", {}), ("yolov8n-gfl.yaml", {"quality_input": "features"}),
                          ("yolov8n-vfnet.yaml", {})]:
         variant = new_class_conv(cfg, **options)
         for name, weight in stock.items():

@@ -59,35 +59,19 @@ def test_fresh_dgqp_starts_near_one_constant():
 def test_eval_output_is_sigmoid_c_times_i(models):
     model = models["gfl"].eval()
     head = model.model[-1]
-    assert isinstance(head, GFLDetect) and head.dgqp is not None
+    assert isinstance(head, GFLDetect) and head.quality_branch is not None
     x = torch.rand(2, 3, 96, 128)
     y, preds = model(x)
     assert y.shape == (2, 4 + 80, preds["scores"].shape[-1])  # Ultralytics layout, (B, 4 + nc, anchors)
-    expected = preds["scores"].sigmoid() * head.dgqp(preds["boxes"])
+    expected = preds["scores"].sigmoid() * head.quality_branch(preds["boxes"])
     torch.testing.assert_close(y[:, 4:], expected)
-    torch.testing.assert_close(preds["quality"], head.dgqp(preds["boxes"]))
-
-
-@pytest.mark.parametrize("power", [0.0, 0.5, 2.0])
-def test_quality_power_ranks_by_c_times_i_to_the_power(models, power):
-    model = models["gfl"].eval()
-    head = model.model[-1]
-    x = torch.rand(1, 3, 64, 64)
-    try:
-        head.quality_power = power
-        y, preds = model(x)
-    finally:
-        head.quality_power = 1.0
-    quality = head.dgqp(preds["boxes"])
-    torch.testing.assert_close(y[:, 4:], preds["scores"].sigmoid() * quality**power)
-    if power == 0.0:  # C alone
-        torch.testing.assert_close(y[:, 4:], preds["scores"].sigmoid())
+    torch.testing.assert_close(preds["quality"], head.quality_branch(preds["boxes"]))
 
 
 def test_without_dgqp_head_equals_stock_detect(models):
     stock = models[""].eval()
     variant = build_detection_model("yolov8n-qfl.yaml", verbose=False).eval()
-    assert isinstance(variant.model[-1], GFLDetect) and variant.model[-1].dgqp is None
+    assert isinstance(variant.model[-1], GFLDetect) and variant.model[-1].quality_branch is None
     variant.load_state_dict(stock.state_dict())  # same tensor names, nothing missing or extra
     x = torch.rand(1, 3, 64, 64)
     torch.testing.assert_close(variant(x)[0], stock(x)[0])
@@ -103,7 +87,7 @@ def test_parameter_overhead_under_half_percent(models):
 def test_stock_state_dict_loads_into_gfl_model(models):
     stock_sd, gfl_sd = models[""].state_dict(), models["gfl"].state_dict()
     assert set(stock_sd) <= set(gfl_sd)
-    assert {k for k in gfl_sd if k not in stock_sd} == {k for k in gfl_sd if ".dgqp." in k}
+    assert {k for k in gfl_sd if k not in stock_sd} == {k for k in gfl_sd if ".quality_branch." in k}
     assert all(stock_sd[k].shape == gfl_sd[k].shape for k in stock_sd)
 
 
@@ -112,8 +96,7 @@ def test_every_scale_builds(scale):
     from yolo_gfl.configs import load_model_cfg
 
     cfg = load_model_cfg(f"yolov8{scale}-gfl.yaml")
-    shipped = {"dgqp": True, "cls_loss": "qfl", "qfl_beta": 0.0, "cls_target": "tal", "cls_norm": "sum",
-               "box_weight": "target"}  # the recipe that won the real-data benchmark (docs/real_data.md)
+    shipped = {"cls_loss": "bce", "quality": True}  # GFLv2's quality branch on Ultralytics' loss
     assert cfg["scale"] == scale and cfg["gfl"] == shipped and "backbone" in cfg
     if scale in "ns":  # building l/x costs seconds each; their configs differ only by the scale row
         model = GFLDetectionModel(cfg, verbose=False)
@@ -134,26 +117,26 @@ def feature_quality_model(**options) -> GFLDetectionModel:
 
     torch.manual_seed(0)
     cfg = load_model_cfg("yolov8n.yaml")
-    cfg["gfl"] = {"dgqp": True, "dgqp_input": "features", "dgqp_target": "iou", **options}
+    cfg["gfl"] = {"quality": True, "quality_input": "features", "quality_target": "iou", **options}
     return GFLDetectionModel(cfg, verbose=False)
 
 
 def test_feature_quality_reads_the_box_tower_and_keeps_the_stock_outputs(models):
-    """dgqp_input=features: boxes and class logits are exactly stock YOLOv8's; I is sigmoid of a 3x3 conv on the input
+    """quality_input=features: boxes and class logits are exactly stock YOLOv8's; I is sigmoid of a 3x3 conv on the input
     of each level's last box conv, computed here by hand; the eval score is sigmoid(C) x I; a fresh I is constant."""
     stock, model = models[""].eval(), feature_quality_model().eval()
     head = model.model[-1]
-    assert isinstance(head.dgqp, FeatureQuality)
-    assert [c.kernel_size for c in head.dgqp.convs] == [(3, 3)] * 3
+    assert isinstance(head.quality_branch, FeatureQuality)
+    assert [c.kernel_size for c in head.quality_branch.convs] == [(3, 3)] * 3
     missing, unexpected = model.load_state_dict(stock.state_dict(), strict=False)
-    assert not unexpected and set(missing) == {k for k in model.state_dict() if ".dgqp." in k}
+    assert not unexpected and set(missing) == {k for k in model.state_dict() if ".quality_branch." in k}
     x = torch.rand(2, 3, 96, 128)
     with torch.no_grad():
         y, preds = model(x)
         torch.testing.assert_close(preds["quality"], torch.full_like(preds["quality"], 0.95))  # zero weights at first
         levels = [head.cv2[i][1](head.cv2[i][0](f)) for i, f in enumerate(preds["feats"])]
         scale = max(f.std().item() for f in levels)  # a fresh tower's features are tiny: size I's weights to them
-        for conv in head.dgqp.convs:  # give I something to read
+        for conv in head.quality_branch.convs:  # give I something to read
             conv.weight.normal_(std=0.5 / scale)
         y, preds = model(x)
         y_stock, preds_stock = stock(x)
@@ -161,7 +144,7 @@ def test_feature_quality_reads_the_box_tower_and_keeps_the_stock_outputs(models)
         torch.testing.assert_close(preds["scores"], preds_stock["scores"])
         torch.testing.assert_close(y[:, :4], y_stock[:, :4])
         by_hand = torch.cat([torch.nn.functional.conv2d(f, c.weight, c.bias, padding=1).flatten(2)
-                             for f, c in zip(levels, head.dgqp.convs)], -1).sigmoid()
+                             for f, c in zip(levels, head.quality_branch.convs)], -1).sigmoid()
         assert by_hand.shape == (2, 1, y.shape[-1]) and by_hand.std() > 0.01
         torch.testing.assert_close(preds["quality"], by_hand)
         torch.testing.assert_close(y[:, 4:], preds["scores"].sigmoid() * by_hand)
@@ -172,62 +155,43 @@ def test_feature_quality_reads_the_box_tower_and_keeps_the_stock_outputs(models)
 def test_feature_quality_gradient_reaches_the_box_tower_not_the_class_tower():
     model = feature_quality_model().train()
     head = model.model[-1]
-    for conv in head.dgqp.convs:
+    for conv in head.quality_branch.convs:
         torch.nn.init.normal_(conv.weight)
     preds = model(torch.rand(1, 3, 64, 64))
     preds["quality"].sum().backward()
-    assert head.dgqp.convs[0].weight.grad.abs().sum() > 0
+    assert head.quality_branch.convs[0].weight.grad.abs().sum() > 0
     assert head.cv2[0][0].conv.weight.grad.abs().sum() > 0  # I shares the box tower, as the box distributions do
     assert head.cv2[0][-1].weight.grad is None  # the distributions' own conv is beside I, not under it
     assert head.cv3[0][0].conv.weight.grad is None
 
 
-def test_feature_quality_needs_dgqp():
+def test_feature_quality_needs_the_quality_branch():
     from yolo_gfl.options import GFLOptionError, validate_options
 
-    with pytest.raises(GFLOptionError, match="dgqp_input='features' .*add dgqp=True"):
-        validate_options({"dgqp_input": "features"})
-    with pytest.raises(GFLOptionError, match="dgqp_input"):
-        validate_options({"dgqp": True, "dgqp_input": "conv"})
-    assert validate_options({"dgqp": True, "dgqp_input": "features"})["dgqp_input"] == "features"
+    with pytest.raises(GFLOptionError, match="quality_input='features' .*add quality=True"):
+        validate_options({"quality_input": "features"})
+    with pytest.raises(GFLOptionError, match="quality_input"):
+        validate_options({"quality": True, "quality_input": "conv"})
+    assert validate_options({"quality": True, "quality_input": "features"})["quality_input"] == "features"
 
 
-def test_quality_power_option_sets_the_ranking_exponent():
-    """quality_power=3 in the gfl: section: the eval score is sigmoid(C) x I^3; without DGQP it is refused."""
-    from yolo_gfl.options import GFLOptionError, validate_options
-
-    model = feature_quality_model(quality_power=3.0).eval()
-    head = model.model[-1]
-    assert head.quality_power == 3.0 and model.yaml["gfl"]["quality_power"] == 3.0  # travels in checkpoints
-    for conv in head.dgqp.convs:
-        torch.nn.init.normal_(conv.bias, mean=1.0, std=1.0)  # I away from one constant, so the power shows
-    with torch.no_grad():
-        y, preds = model(torch.rand(1, 3, 64, 64))
-    assert preds["quality"].std() > 0.01
-    torch.testing.assert_close(y[:, 4:], preds["scores"].sigmoid() * preds["quality"] ** 3)
-    with pytest.raises(GFLOptionError, match="quality_power=2.0 .*add dgqp=True"):
-        validate_options({"quality_power": 2})
-    with pytest.raises(GFLOptionError, match="quality_power"):
-        validate_options({"dgqp": True, "quality_power": -1})
-
-
-@pytest.mark.parametrize("dgqp_input", ["distribution", "features"])
-def test_dgqp_detach_keeps_the_quality_loss_out_of_the_detector(dgqp_input):
-    """dgqp_detach=True: I's gradient trains the branch and nothing under it; without it, it reaches the box tower."""
+@pytest.mark.parametrize("quality_input", ["distribution", "features"])
+def test_quality_detach_keeps_the_quality_loss_out_of_the_detector(quality_input):
+    """quality_detach=True: I's gradient trains the branch and nothing under it; without it, it reaches the box tower."""
     from yolo_gfl.options import GFLOptionError, validate_options
 
     grads = {}
     for detach in (False, True):
-        model = feature_quality_model(dgqp_input=dgqp_input, dgqp_detach=detach).train()
+        model = feature_quality_model(quality_input=quality_input, quality_detach=detach).train()
         head = model.model[-1]
-        for p in head.dgqp.parameters():  # weights that pass a gradient back (the fresh feature branch's are zero)
+        for p in head.quality_branch.parameters():  # weights that pass a gradient back (the fresh feature branch's are zero)
             if p.dim() > 1:
                 torch.nn.init.normal_(p)
         preds = model(torch.rand(1, 3, 64, 64))
         preds["quality"].sum().backward()
-        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.dgqp.parameters() if p.dim() > 1)
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.quality_branch.parameters() if p.dim() > 1)
         grad = head.cv2[0][0].conv.weight.grad
         grads[detach] = 0.0 if grad is None else grad.abs().sum().item()
     assert grads[False] > 0 and grads[True] == 0.0
-    with pytest.raises(GFLOptionError, match="dgqp_detach=True .*add dgqp=True"):
-        validate_options({"dgqp_detach": True})
+    with pytest.raises(GFLOptionError, match="quality_detach=True .*add quality=True"):
+        validate_options({"quality_detach": True})

@@ -349,10 +349,10 @@ def test_assigners_properties_on_random_gts(batch, seed):
 
 VARIANTS = {  # every classification loss, with and without DGQP, both assigners, both box losses
     "vfl-tal-ciou": dict(cls_loss="vfl"),
-    "gfl-tal-giou": dict(cls_loss="qfl", dgqp=True, box_loss="giou"),
-    "vfl-dgqp-atss": dict(cls_loss="vfl", dgqp=True, assigner="atss", box_loss="giou"),
+    "gfl-tal-giou": dict(cls_loss="qfl", quality=True, box_loss="giou"),
+    "vfl-dgqp-atss": dict(cls_loss="vfl", quality=True, assigner="atss", box_loss="giou"),
     "qfl-atss": dict(cls_loss="qfl", assigner="atss"),
-    "bce-dgqp-atss": dict(cls_loss="bce", dgqp=True, assigner="atss", box_loss="giou"),
+    "bce-dgqp-atss": dict(cls_loss="bce", quality=True, assigner="atss", box_loss="giou"),
     "qfl-beta0.5": dict(cls_loss="qfl", qfl_beta=0.5),  # exponents below 1: see the losses._pow fix
     "vfl-gamma0.5": dict(cls_loss="vfl", vfl_gamma=0.5),
 }

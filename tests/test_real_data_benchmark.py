@@ -249,9 +249,12 @@ def test_recipe_and_config_digests():
     assert real_data.recipe_digest("yolov8n-qfl.yaml") != real_data.recipe_digest("yolov8n.yaml")
 
 
-def test_recipe_twins_in_one_request():
-    """Of two requested configs with one recipe (-gfl ships stock-dgqp's) only the first listed is trained."""
-    dgqp = str(ROOT / "benchmarks" / "configs" / "yolov8n-stock-dgqp.yaml")
+def test_recipe_twins_in_one_request(tmp_path):
+    """Of two requested configs with one recipe (a copy of -gfl's options under another name and comment) only the
+    first listed is trained."""
+    dgqp = tmp_path / "yolov8n-stock-dgqp.yaml"
+    dgqp.write_text("# the -gfl recipe, spelled out\nbase: yolov8.yaml\ngfl:\n  quality: true\n  cls_loss: bce\n")
+    dgqp = str(dgqp)
     assert real_data.recipe_twins(["yolov8n.yaml", dgqp, "yolov8n-qfl.yaml", "yolov8n-gfl.yaml"]) == {
         "yolov8n-gfl": "yolov8n-stock-dgqp"}
     assert real_data.recipe_twins(["yolov8n-gfl.yaml", dgqp]) == {"yolov8n-stock-dgqp": "yolov8n-gfl"}

@@ -1,6 +1,6 @@
 """Every yolo_gfl option is checked up front, in validate_options, YOLOGFL.train and the CLI: a bad value fails before
-any run folder exists, with a message naming the option, the value and the allowed range. Generated from OPTIONS, so
-options added later are covered too."""
+any run folder exists, with a message naming the option, the value and the allowed range. Generated from ALL_OPTIONS
+(product and experimental), so options added later are covered too."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from yolo_gfl import YOLOGFL
 from yolo_gfl.cli import main
 from yolo_gfl.nn import build_detection_model
-from yolo_gfl.options import OPTIONS, SOFT_TARGET_SHAPERS, GFLOptionError, validate_options
+from yolo_gfl.options import ALL_OPTIONS as OPTIONS
+from yolo_gfl.options import GFLOptionError, validate_options
 
 
 def bad_values(name):
@@ -55,17 +56,12 @@ def test_range_ends_are_accepted_and_build(name):
     """Both ends of every numeric range are valid values, and a model builds with them (nothing fails later)."""
     opt = OPTIONS[name]
     for value in (opt.low, opt.high):
-        options = {name: value, "cls_loss": "qfl"}
-        if name.startswith("vfnet_") and "head" in OPTIONS:
-            options["head"] = "vfnet"  # (head=vfnet excludes dgqp)
-        else:
-            options["dgqp"] = True
-        if name in SOFT_TARGET_SHAPERS:
-            options["cls_target"] = "tal"  # it reshapes the assigner's soft targets, so it needs them
+        options = {name: value, "cls_loss": {"vfl_alpha": "vfl", "vfl_gamma": "vfl", "qfl_beta": "qfl"}.get(name, "bce")}
+        if name.startswith("quality_"):
+            options["quality"] = True
         assert validate_options(options)[name] == value
-        if name.startswith("dgqp_"):  # the option reaches a layer: build it (DGQP checks topk <= reg_max itself)
-            cfg = {"base": "yolov8.yaml", "scale": "n", "yaml_file": "yolov8n-gfl.yaml", "gfl": options}
-            build_detection_model(cfg, nc=2, verbose=False)
+        cfg = {"base": "yolov8.yaml", "scale": "n", "yaml_file": "yolov8n-gfl.yaml", "gfl": options}
+        build_detection_model(cfg, nc=2, verbose=False)
 
 
 @settings(max_examples=200, deadline=None)

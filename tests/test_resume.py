@@ -54,7 +54,7 @@ model.train(**cfg)
 # (fresh weights, lost optimizer state) to show in the final losses.
 RUN = dict(model="yolov8n-gfl.yaml", epochs=2, imgsz=64, batch=8, fraction=0.25, workers=0, device="cpu", plots=False,
            seed=0, deterministic=True, val=False, optimizer="SGD", lr0=0.02, warmup_epochs=0, nbs=8, exist_ok=True,
-           qfl_beta=1.5, dgqp_hidden=32)  # non-default options: resume must keep them
+           qfl_beta=1.5, cls_norm="sum")  # non-default options: resume must keep them
 FINAL = ("val/box_loss", "val/cls_loss", "val/dfl_loss")
 
 
@@ -97,7 +97,7 @@ def test_sigkill_mid_epoch_then_resume(tmp_path, coco128_yaml):
     ckpt = torch.load(last, map_location="cpu", weights_only=False)
     assert ckpt["epoch"] == 0 and ckpt["optimizer"] is not None and ckpt["ema"] is not None
     assert isinstance(ckpt["ema"], GFLDetectionModel)
-    assert ckpt["ema"].gfl_options["qfl_beta"] == 1.5 and ckpt["ema"].gfl_options["dgqp_hidden"] == 32
+    assert ckpt["ema"].variant.qfl_beta == 1.5 and ckpt["ema"].variant.cls_norm == "sum"
     saved_opt = ckpt["optimizer"]
 
     seen = {}
@@ -106,7 +106,7 @@ def test_sigkill_mid_epoch_then_resume(tmp_path, coco128_yaml):
         seen["start_epoch"] = trainer.start_epoch
         seen["optimizer"] = copy.deepcopy(trainer.optimizer.state_dict())  # live tensors change as training goes on
         seen["criterion"] = type(getattr(trainer.model, "criterion", None) or trainer.model.init_criterion()).__name__
-        seen["options"] = dict(trainer.model.gfl_options)
+        seen["options"] = trainer.model.variant.as_section()
 
     resumed = YOLOGFL(last)
     resumed.add_callback("on_train_start", capture)
@@ -114,8 +114,8 @@ def test_sigkill_mid_epoch_then_resume(tmp_path, coco128_yaml):
 
     # same epoch count, optimizer state and variant as at the kill
     assert seen["start_epoch"] == 1
-    assert seen["options"]["cls_loss"] == "qfl" and seen["options"]["dgqp"] is True
-    assert seen["options"]["qfl_beta"] == 1.5 and seen["options"]["dgqp_hidden"] == 32
+    assert seen["options"]["cls_loss"] == "qfl" and seen["options"]["quality"] is True
+    assert seen["options"]["qfl_beta"] == 1.5 and seen["options"]["cls_norm"] == "sum"
     assert seen["criterion"] == "GFLDetectionLoss"
     assert seen["optimizer"]["param_groups"][0]["lr"] == saved_opt["param_groups"][0]["lr"]
     assert len(seen["optimizer"]["state"]) == len(saved_opt["state"]) > 0
@@ -128,7 +128,7 @@ def test_sigkill_mid_epoch_then_resume(tmp_path, coco128_yaml):
     same, other = read_results(tmp_path / "same"), read_results(tmp_path / "other")
     assert rows[0] == {**same[0], "time": rows[0]["time"]}  # epoch 1 before the kill is the reference's epoch 1
     final = YOLOGFL(run / "weights" / "last.pt").model
-    assert final.gfl_options == seen["options"]
+    assert final.variant.as_section() == seen["options"]
 
     # Final metrics within noise. Ultralytics resumes from the EMA weights saved in fp16 (not the raw weights) and
     # does not restore the data-order/augmentation RNG (the resumed epoch 2 replays epoch 1's order), so an exact

@@ -31,7 +31,7 @@ def checkpoint(tmp_path_factory):
 
     torch.manual_seed(0)
     cfg = load_model_cfg("yolov8n-gfl.yaml")
-    cfg["gfl"] = {**cfg["gfl"], "qfl_beta": 1.5, "dgqp_hidden": 32}
+    cfg["gfl"] = {**cfg["gfl"], "cls_loss": "qfl", "qfl_beta": 1.5, "cls_norm": "sum"}
     model = GFLDetectionModel(cfg, nc=3, verbose=False)
     model.names = {0: "cat", 1: "dog", 2: "bird"}
     model.args = vars(get_cfg(overrides={"imgsz": 96}))
@@ -52,9 +52,9 @@ def test_safe_checkpoint_reproduces_outputs_exactly(checkpoint, tmp_path):
 
     ours = load_safe(safe)
     reference = YOLOGFL(checkpoint).model.float().eval()  # the full (trusted) unpickling path
-    assert type(ours) is type(reference) and ours.gfl_options == reference.gfl_options
+    assert type(ours) is type(reference) and ours.variant == reference.variant
     assert ours.names == {0: "cat", 1: "dog", 2: "bird"} and ours.args["imgsz"] == 96
-    assert ours.model[-1].dgqp is not None and ours.model[-1].dgqp.fc1.out_features == 32
+    assert ours.model[-1].quality_branch is not None and ours.variant.cls_norm == "sum"
     for k, v in reference.state_dict().items():
         assert torch.equal(ours.state_dict()[k], v), k
     x = torch.rand(2, 3, 96, 96)

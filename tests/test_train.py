@@ -22,7 +22,7 @@ from .test_atomic_path import dead_pid, plant
 
 pytestmark = pytest.mark.slow
 
-EXPECTED = {"gfl": ("qfl", True), "qfl": ("qfl", False), "vfl": ("vfl", False)}
+EXPECTED = {"gfl": ("bce", True), "qfl": ("qfl", False), "vfl": ("vfl", False)}
 
 
 def read_results(run):
@@ -43,7 +43,7 @@ def test_variant_trains_validates_and_predicts(variant, trained, coco128_yaml, v
     for model in (ours, plain):  # plain Ultralytics unpickles the yolo_gfl model and uses its own validator
         assert isinstance(model.model, GFLDetectionModel) and isinstance(model.model.model[-1], GFLDetect)
         cls_loss, dgqp = EXPECTED[variant]
-        assert model.model.gfl_options["cls_loss"] == cls_loss and (model.model.model[-1].dgqp is not None) == dgqp
+        assert model.model.variant.cls_loss == cls_loss and (model.model.model[-1].dgqp is not None) == dgqp
         metrics = model.val(data=coco128_yaml, imgsz=96, batch=16, device="cpu", plots=False, verbose=False)
         assert 0 <= metrics.box.map <= 1
 
@@ -83,7 +83,7 @@ def test_resume_keeps_head_and_loss(tmp_path, coco128_yaml):
     model.add_callback("on_fit_epoch_end", interrupt)
     args = {**TINY_TRAIN, "epochs": 2}
     with pytest.raises(StopAfterFirstEpoch):
-        model.train(data=coco128_yaml, project=str(tmp_path), name="r", exist_ok=True, dgqp=True, **args)
+        model.train(data=coco128_yaml, project=str(tmp_path), name="r", exist_ok=True, quality=True, **args)
     last = tmp_path / "r" / "weights" / "last.pt"
     assert last.exists()
 
@@ -93,7 +93,7 @@ def test_resume_keeps_head_and_loss(tmp_path, coco128_yaml):
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     final = YOLO(tmp_path / "r" / "weights" / "last.pt").model
     assert isinstance(final, GFLDetectionModel)
-    assert final.gfl_options["cls_loss"] == "vfl" and final.gfl_options["dgqp"] is True  # train-arg override kept
+    assert final.variant.cls_loss == "vfl" and final.variant.quality is True  # train-arg override kept
     assert final.model[-1].dgqp is not None
     assert type(resumed.trainer.model.init_criterion()).__name__ == "GFLDetectionLoss"
 
@@ -159,4 +159,4 @@ def test_atss_assigner_through_the_trainer(tmp_path, coco128_yaml):
     model.train(data=coco128_yaml, project=str(tmp_path), name="atss", assigner="atss", **TINY_TRAIN)
     rows = read_results(tmp_path / "atss")
     assert all(math.isfinite(rows[0][k]) and rows[0][k] > 0 for k in ("train/box_loss", "train/cls_loss", "train/dfl_loss"))
-    assert YOLO(tmp_path / "atss" / "weights" / "best.pt").model.gfl_options["assigner"] == "atss"
+    assert YOLO(tmp_path / "atss" / "weights" / "best.pt").model.variant.assigner == "atss"

@@ -19,7 +19,7 @@ def test_every_stock_tensor_transfers(variant, stock_pt):
     for name, tensor in stock.state_dict().items():
         torch.testing.assert_close(own[name].float(), tensor.float(), msg=name)
     fresh = {k for k in own if k not in stock.state_dict()}
-    assert fresh == ({k for k in own if ".dgqp." in k} if variant == "gfl" else set())
+    assert fresh == ({k for k in own if ".quality_branch." in k} if variant == "gfl" else set())
     assert model.names == stock.names
 
 
@@ -59,7 +59,7 @@ def test_train_with_pretrained_logs_transfer(tmp_path, stock_pt, coco128_yaml, c
     finally:
         LOGGER.info = handler_emit
     assert any("Transferred 355/359 items" in m for m in messages)
-    assert any("initialised here: model.22.dgqp.fc1.weight" in m for m in messages)
+    assert any("initialised here: model.22.quality_branch.fc1.weight" in m for m in messages)
     assert model.model.names[0] == "person"
 
 
@@ -92,7 +92,7 @@ def test_yolo11_stock_checkpoint_transfers_into_every_variant(variant, stock_yol
     for name, tensor in theirs.items():  # every stock tensor has its place, with the stock values
         torch.testing.assert_close(own[name].float(), tensor.float(), msg=name)
     fresh = sorted(k for k in own if k not in theirs)
-    new_parts = {"gfl": (".dgqp.",), "vfnet": ("_star.", ".refine.")}.get(variant, ())  # the branches yolo_gfl adds
+    new_parts = {"gfl": (".quality_branch.",), "vfnet": ("_star.", ".refine.")}.get(variant, ())  # the branches yolo_gfl adds
     assert all(any(part in k for part in new_parts) for k in fresh) and bool(fresh) == bool(new_parts), fresh
     summary = next(m for m in messages if m.startswith("yolo_gfl:") and "tensors match" in m)
     assert f"{len(own) - len(fresh)}/{len(own)} tensors match" in summary

@@ -30,7 +30,8 @@ from . import __version__
 from .configs import model_cfg_names
 from .engine.inference import check_inference_options, split_inference_options
 from .engine.validator import EVAL_OPTIONS
-from .options import OPTIONS, GFLOptionError, format_options_help, split_options, validate_options
+from .options import ALL_OPTIONS as OPTIONS  # every name a train argument may set, experimental ones too
+from .options import GFLOptionError, format_options_help, split_options, validate_options
 
 __all__ = ["entrypoint", "main", "CLIError"]
 

@@ -11,6 +11,10 @@ reduction to the caller, like ``torchvision.ops.sigmoid_focal_loss(reduction="no
   probability, so its loss must not apply another sigmoid).
 
 References:
+    BCE on soft targets: Ultralytics' v8DetectionLoss on TOOD's task-aligned targets (Feng et al., ICCV 2021); it is
+    QFL at beta = 0.
+    IoU prediction: Wu, Li, Wang, "IoU-aware single-stage object detector for accurate localization", Image and
+    Vision Computing 2020, Sec. 3.1 (BCE of the predicted IoU towards the detached IoU at the positives).
     VFL: Zhang et al., "VarifocalNet: An IoU-aware Dense Object Detector", CVPR 2021, Eq. 2.
     QFL, DFL, GFL: Li et al., "Generalized Focal Loss: Learning Qualified and Distributed Bounding Boxes for Dense
     Object Detection", NeurIPS 2020, Eqs. 5, 6 (QFL, DFL) and 7 (the general form GFL).
@@ -21,7 +25,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["varifocal_loss", "quality_focal_loss", "distribution_focal_loss", "generalized_focal_loss"]
+__all__ = [
+    "distribution_focal_loss",
+    "generalized_focal_loss",
+    "iou_prediction_loss",
+    "quality_focal_loss",
+    "soft_bce",
+    "varifocal_loss",
+]
 
 
 def _fp32_no_autocast(device: torch.device):
@@ -50,6 +61,46 @@ def _pow(base: torch.Tensor, exponent: float, eps: float = 1e-12) -> torch.Tenso
     if exponent >= 1.0:  # the derivative exponent * base^(exponent - 1) is finite at 0: no guard needed
         return base.pow(exponent)
     return torch.where(base >= eps, base.clamp_min(eps).pow(exponent), base.detach().pow(exponent))
+
+
+def soft_bce(pred: torch.Tensor, target: torch.Tensor, logits: bool = True) -> torch.Tensor:
+    """Binary cross-entropy against soft targets, element-wise: Ultralytics' classification loss.
+
+    BCE(p, y) = -(y log p + (1 - y) log(1 - p)),  y in [0, 1]
+
+    Ultralytics trains its class branch with it against TAL's soft target (TOOD's normalised alignment metric); it is
+    QFL (GFL, Eq. 5) at beta = 0, where the modulating factor |y - p|^beta is 1.
+
+    Args:
+        pred: (*) logits, or probabilities in [0, 1] when ``logits=False`` (the joint score J of the quality branch).
+        target: (*) soft targets y in [0, 1].
+        logits: whether ``pred`` holds logits.
+
+    Returns:
+        (*) float32 loss, same shape as ``pred``.
+    """
+    with _fp32_no_autocast(pred.device):
+        return _soft_bce(pred.float(), target.float(), logits)[0]
+
+
+def iou_prediction_loss(quality: torch.Tensor, iou: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Loss of a predicted IoU (Wu, Li, Wang, IVC 2020, Sec. 3.1): BCE of I towards each taught anchor's box IoU.
+
+    The IoU is detached, so that the target does not pull the box; I is clamped into [1e-6, 1 - 1e-6] so that BCE's
+    log stays finite without its -100 clamp deciding the gradient.
+
+    Args:
+        quality: (b, 1, a) predicted IoU I in (0, 1).
+        iou: (b, a) IoU of each anchor's predicted box with its assigned object (0 where not taught).
+        mask: (b, a) 1 at the anchors that teach I (the positives), else 0.
+
+    Returns:
+        Scalar float32: the mean BCE over the taught anchors; 0 for a batch without any.
+    """
+    with _fp32_no_autocast(quality.device):
+        q = quality.float().squeeze(1).clamp(1e-6, 1 - 1e-6)
+        bce = F.binary_cross_entropy(q, iou.detach().float(), reduction="none") * mask
+        return bce.sum() / mask.sum().clamp(min=1)
 
 
 def varifocal_loss(

@@ -15,7 +15,7 @@ from .engine import GFLPredictor, GFLTrainer, GFLValidator
 from .engine.inference import check_inference_options, split_inference_options
 from .engine.validator import EVAL_OPTIONS
 from .nn.model import build_detection_model
-from .options import split_options, validate_options
+from .options import split_options
 
 __all__ = ["YOLOGFL"]
 
@@ -24,9 +24,9 @@ class YOLOGFL(Model):
     """IoU-aware YOLOv8 detectors through Ultralytics' trainer, validator, predictor and exporter.
 
     Examples:
-        >>> model = YOLOGFL("yolov8n-gfl.yaml")  # GFLv2 style: joint score J = C x I with DGQP, DFL
+        >>> model = YOLOGFL("yolov8n-gfl.yaml")  # GFLv2's quality branch (DGQP), joint score J = C x I, stock's loss
         >>> model.train(data="coco128.yaml", epochs=3, imgsz=320)
-        >>> model.train(data="coco128.yaml", epochs=3, cls_loss="vfl", dgqp=False)  # options as train arguments
+        >>> model.train(data="coco128.yaml", epochs=3, cls_loss="vfl", quality=False)  # options as train arguments
         >>> YOLOGFL("yolov8n.yaml").train(data="coco128.yaml", epochs=3)  # stock YOLOv8 through the same path
         >>> YOLOGFL("runs/detect/train/weights/best.pt").predict("image.jpg")
     """
@@ -49,9 +49,11 @@ class YOLOGFL(Model):
         }
 
     def train(self, trainer=None, **kwargs: Any):
-        """Train like ``YOLO.train``; yolo_gfl options (``cls_loss``, ``dgqp``, ...) may be given as arguments."""
+        """Train like ``YOLO.train``; yolo_gfl options (``cls_loss``, ``quality``, ...) may be given as arguments.
+
+        They travel to the trainer, which checks them before anything runs and resolves them with the model's own
+        ``gfl:`` section when it builds the model."""
         options, kwargs = split_options(kwargs)
-        validate_options(options, overrides=True)
         if "data" in kwargs:
             kwargs["data"] = resolve_data(kwargs["data"])  # data=synthetic makes the embedded set on first use
         trainer = partial(trainer or self._smart_load("trainer"), gfl_overrides=options)

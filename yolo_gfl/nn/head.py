@@ -5,12 +5,12 @@ Per anchor the head predicts, as stock YOLOv8 does,
 * C: class logits (``cv3``), and
 * the box as four discrete distributions over ``reg_max`` = 16 bins (``cv2``), read out by DFL as their integral;
 
-and, with DGQP (GFLv2, Li et al., CVPR 2021, Sec. 3.2), a localisation quality I computed from the shape of those
-distributions: a sharp distribution means a confident box. For each side the top-k softmax probabilities and their
-mean (k = 4: 20 numbers per anchor) go through FC(20 -> 64) -> ReLU -> FC(64 -> 1) -> sigmoid. The class output is
-J = sigmoid(C) x I^a (a = ``quality_power``, 1 by default: GFLv2's J = C x I), a probability. With
-``dgqp_input=features`` I is read instead from the box tower's last feature map by one 3x3 conv
-(:class:`FeatureQuality`, after the IoU-aware single-stage detector), in the place of DGQP.
+and, with the quality branch (option ``quality``), a localisation quality I. GFLv2's Distribution-Guided Quality
+Predictor (DGQP; Li et al., CVPR 2021, Sec. 3.2) computes it from the shape of those distributions: a sharp
+distribution means a confident box. For each side the top-k softmax probabilities and their mean (k = 4: 20 numbers
+per anchor) go through FC(20 -> 64) -> ReLU -> FC(64 -> 1) -> sigmoid. The class output is then GFLv2's joint score
+J = sigmoid(C) x I, a probability. The experimental ``quality_input=features`` reads I instead from the box tower's
+last feature map by one 3x3 conv (:class:`FeatureQuality`, after the IoU-aware single-stage detector).
 
 The eval output keeps Ultralytics' layout (B, 4 + nc, anchors) with J in place of sigmoid(C), so the stock validator,
 predictor, NMS and exporters rank detections by the IoU-aware score without knowing about it. Layer names ``cv2``,
@@ -104,9 +104,9 @@ class FeatureQuality(nn.Module):
 
     The IoU-aware single-stage detector (Wu, Li, Wang, Image and Vision Computing 2020, Sec. 3.1) predicts each anchor's
     IoU with one 3x3 conv beside the regression output, on the same regression feature. Here that feature is the input
-    of each level's last ``cv2`` conv, so the box distributions and I share the whole box tower. ``dgqp_input=features``
-    puts this predictor where DGQP sits; everything that teaches and ranks by I (``dgqp_target``, ``dgqp_anchors``,
-    ``dgqp_lr_gain``, J = sigmoid(C) x I) is unchanged.
+    of each level's last ``cv2`` conv, so the box distributions and I share the whole box tower. The experimental
+    ``quality_input=features`` puts this predictor where DGQP sits; everything that teaches and ranks by I is
+    unchanged.
 
     Args:
         channels: channels of each level's box feature (the input of ``cv2[i][-1]``).
@@ -134,7 +134,7 @@ class GFLDetect(Detect):
     the stock ones.
 
     Training output: Ultralytics' dict ``{"boxes", "scores", "feats"}`` plus ``"quality"`` (B, 1, A) with the branch.
-    Eval output: (B, 4 + nc, A) with class scores J = sigmoid(C) x I^a (or sigmoid(C) without the branch).
+    Eval output: (B, 4 + nc, A) with class scores J = sigmoid(C) x I (or sigmoid(C) without the branch).
     """
 
     def __init__(
@@ -143,29 +143,45 @@ class GFLDetect(Detect):
         reg_max: int = 16,
         end2end: bool = False,
         ch: tuple[int, ...] = (),
-        dgqp: bool = False,
-        dgqp_topk: int = 4,
-        dgqp_hidden: int = 64,
-        dgqp_init: float = 0.95,
-        dgqp_input: str = "distribution",
-        quality_power: float = 1.0,
-        dgqp_detach: bool = False,
+        quality: bool = False,
+        quality_input: str = "distribution",
+        quality_detach: bool = False,
     ):
         super().__init__(nc=nc, reg_max=reg_max, end2end=end2end, ch=ch)
-        if not dgqp:
-            self.dgqp = None
-        elif dgqp_input == "features":
-            self.dgqp = FeatureQuality(tuple(seq[-1].in_channels for seq in self.cv2), dgqp_init)
-        elif dgqp_input == "distribution":
-            self.dgqp = DGQP(reg_max, dgqp_topk, dgqp_hidden, dgqp_init)
+        if not quality:
+            self.quality_branch = None
+        elif quality_input == "features":
+            self.quality_branch = FeatureQuality(tuple(seq[-1].in_channels for seq in self.cv2))
+        elif quality_input == "distribution":
+            self.quality_branch = DGQP(reg_max)
         else:
-            raise ValueError(f"dgqp_input={dgqp_input!r} must be 'distribution' or 'features'")
-        # Ranking exponent a of J = sigmoid(C) x I^a (option quality_power; 1 is GFLv2's score). It changes no training,
-        # so benchmarks/quality_power.py sets it on trained checkpoints to measure it.
-        self.quality_power = float(quality_power)
-        # dgqp_detach: the branch reads a detached input, so I's loss trains the branch alone and the detector learns
-        # only from its own losses (GFLv2 and the IoU-aware single-stage detector let it shape the shared features).
-        self.dgqp_detach = bool(dgqp_detach)
+            raise ValueError(f"quality_input={quality_input!r} must be 'distribution' or 'features'")
+        # quality_detach: the branch reads a detached input, so I's loss trains the branch alone and the detector
+        # learns only from its own losses (GFLv2 and the IoU-aware single-stage detector let it shape the features).
+        self.quality_detach = bool(quality_detach)
+
+    @property
+    def dgqp(self) -> nn.Module | None:
+        """The quality branch (the name yolo_gfl 0.2.0 gave it, kept for readers of that name)."""
+        return self.quality_branch
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle a head saved by yolo_gfl 0.2.0, whose quality branch was the submodule ``dgqp``."""
+        modules = state.get("_modules", {})
+        if "dgqp" in modules:
+            state["_modules"] = type(modules)((("quality_branch" if k == "dgqp" else k), v) for k, v in modules.items())
+        if "dgqp" in state:  # a head without the branch held it as a plain attribute, None
+            state["quality_branch"] = state.pop("dgqp")
+        state["quality_detach"] = state.pop("dgqp_detach", state.get("quality_detach", False))
+        state.pop("quality_power", None)  # 0.2.0's ranking exponent: 1 in every 0.2.0 variant (others are refused)
+        super().__setstate__(state)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Read the quality branch's tensors also under 0.2.0's name (``<prefix>dgqp.``: its safe checkpoints)."""
+        old = prefix + "dgqp."
+        for key in [k for k in state_dict if k.startswith(old)]:
+            state_dict[prefix + "quality_branch." + key[len(old):]] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @classmethod
     def from_detect(cls, head: Detect, **options) -> GFLDetect:
@@ -187,28 +203,27 @@ class GFLDetect(Detect):
 
     def forward_head(self, x, box_head=None, cls_head=None) -> dict[str, torch.Tensor]:
         """Stock head outputs, plus the quality I under ``"quality"`` when the branch is on."""
-        if not isinstance(self.dgqp, FeatureQuality) or box_head is None or cls_head is None:
+        branch = self.quality_branch
+        if not isinstance(branch, FeatureQuality) or box_head is None or cls_head is None:
             preds = super().forward_head(x, box_head, cls_head)
-            if self.dgqp is not None and preds:
-                preds["quality"] = self.dgqp(self._quality_input(preds["boxes"]))
+            if branch is not None and preds:
+                preds["quality"] = branch(self._quality_input(preds["boxes"]))
             return preds
-        # dgqp_input=features: stop each box tower before its last conv, whose input I reads too.
+        # quality_input=features: stop each box tower before its last conv, whose input I reads too.
         bs = x[0].shape[0]
         box_features = [box_head[i][:-1](x[i]) for i in range(self.nl)]
         boxes = torch.cat([box_head[i][-1](f).view(bs, 4 * self.reg_max, -1) for i, f in enumerate(box_features)], -1)
         scores = torch.cat([cls_head[i](x[i]).view(bs, self.nc, -1) for i in range(self.nl)], -1)
-        quality = self.dgqp([self._quality_input(f) for f in box_features])
+        quality = branch([self._quality_input(f) for f in box_features])
         return {"boxes": boxes, "scores": scores, "feats": x, "quality": quality}
 
     def _quality_input(self, tensor: torch.Tensor) -> torch.Tensor:
-        """The quality branch's input, detached under ``dgqp_detach`` (checkpoints saved before it existed: not)."""
-        return tensor.detach() if getattr(self, "dgqp_detach", False) else tensor
+        """The quality branch's input, detached under ``quality_detach``."""
+        return tensor.detach() if self.quality_detach else tensor
 
     def _inference(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Decoded boxes and the ranking score: J = sigmoid(C) x I^quality_power with the branch, else sigmoid(C)."""
+        """Decoded boxes and the ranking score: J = sigmoid(C) x I with the quality branch, else sigmoid(C)."""
         scores = x["scores"].sigmoid()
         if "quality" in x:
-            quality = x["quality"].to(scores.dtype)  # keep the head's dtype (half export/inference)
-            power = getattr(self, "quality_power", 1.0)  # checkpoints saved before it existed rank by J = C x I
-            scores = scores * (quality if power == 1.0 else quality**power)
+            scores = scores * x["quality"].to(scores.dtype)  # keep the head's dtype (half export/inference)
         return torch.cat((self._get_decode_boxes(x), scores), 1)

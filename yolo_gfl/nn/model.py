@@ -7,8 +7,6 @@ the GFL head, which takes over the stock layers. Stock checkpoints therefore loa
 
 from __future__ import annotations
 
-from typing import Any
-
 from ultralytics.nn.modules.head import Detect
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import LOGGER
@@ -16,7 +14,7 @@ from ultralytics.utils.torch_utils import initialize_weights
 
 from ..configs import load_model_cfg
 from ..criterion import GFLDetectionLoss, VFNetDetectionLoss
-from ..options import OPTIONS, is_stock, validate_options
+from ..variant import Variant
 from .head import GFLDetect
 from .vfnet import VFNetDetect
 
@@ -24,42 +22,52 @@ __all__ = ["GFLDetectionModel", "build_detection_model"]
 
 
 class GFLDetectionModel(DetectionModel):
-    """YOLOv8 detection model with the IoU-aware head and loss selected by the ``gfl:`` section of its YAML.
+    """YOLOv8 detection model with the IoU-aware head and loss of its ``Variant``.
 
     Args:
-        cfg: model YAML path or dict (with an optional ``gfl:`` section of yolo_gfl options).
+        cfg: model YAML path or dict (with an optional ``gfl:`` section of yolo_gfl options); with ``variant``, the
+            dict ``load_model_cfg`` returned (it is then used as it is).
         ch: input channels.
         nc: number of classes (overrides the YAML).
         verbose: print the model summary.
+        variant: the variant, when the caller has resolved it (``build_detection_model``); else resolved here from
+            ``cfg``'s ``gfl:`` section.
     """
 
-    def __init__(self, cfg: str | dict = "yolov8n-gfl.yaml", ch: int = 3, nc: int | None = None, verbose: bool = True):
-        cfg = load_model_cfg(cfg)
-        options = validate_options(cfg.get("gfl"))  # fail before building anything
+    def __init__(self, cfg: str | dict = "yolov8n-gfl.yaml", ch: int = 3, nc: int | None = None, verbose: bool = True,
+                 variant: Variant | None = None):
+        if variant is None:
+            cfg = load_model_cfg(cfg)
+            variant = Variant.resolve(cfg.get("gfl"))  # fail before building anything
         super().__init__(cfg, ch=ch, nc=nc, verbose=False)
-        self.gfl_options = options
-        self.yaml["gfl"] = dict(options)  # full, checked set travels in checkpoints
+        self.variant = variant
+        self.yaml["gfl"] = variant.as_section()  # the full section travels in checkpoints (and safe ones)
         head = self.model[-1]
         check_head(head, cfg.get("yaml_file") or cfg.get("base"))
-        if options["head"] == "vfnet":  # VarifocalNet: star-shaped deformable features and box refinement
-            self.model[-1] = VFNetDetect.from_detect(
-                head, offset_grad=options["vfnet_offset_grad"], star_op=options["vfnet_star_op"]
-            )
+        if variant.head == "vfnet":  # VarifocalNet: star-shaped deformable features and box refinement
+            self.model[-1] = VFNetDetect.from_detect(head)
         else:
             self.model[-1] = GFLDetect.from_detect(
-                head,
-                dgqp=options["dgqp"],
-                dgqp_topk=options["dgqp_topk"],
-                dgqp_hidden=options["dgqp_hidden"],
-                dgqp_init=options["dgqp_init"],
-                dgqp_input=options["dgqp_input"],
-                quality_power=options["quality_power"],
-                dgqp_detach=options["dgqp_detach"],
+                head, quality=variant.quality, quality_input=variant.quality_input, quality_detach=variant.quality_detach
             )
         initialize_weights(self.model[-1])  # Ultralytics' BatchNorm eps/momentum for the layers built after its pass
         if verbose:
             self.info()
-            LOGGER.info(f"yolo_gfl: {describe_options(options)}\n")
+            LOGGER.info(f"yolo_gfl: {variant.describe()}\n")
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle a model; one saved by yolo_gfl 0.2.0 (options in ``gfl_options``) gets its ``Variant`` here."""
+        super().__setstate__(state)
+        if "variant" not in self.__dict__:
+            self.variant = Variant.resolve(self.yaml.get("gfl"))  # reads 0.2.0's names; refuses removed knobs
+            self.yaml["gfl"] = self.variant.as_section()
+            for stale in ("gfl_options", "gfl_epoch"):
+                self.__dict__.pop(stale, None)
+
+    def quality_parameters(self) -> list:
+        """The quality branch's parameters (empty without one): the trainer's optimizer groups them."""
+        branch = getattr(self.model[-1], "quality_branch", None)
+        return list(branch.parameters()) if branch is not None else []
 
     def load(self, weights, verbose: bool = True) -> None:
         """Load every matching tensor (e.g. of a stock YOLOv8 checkpoint); log what was initialised here instead."""
@@ -88,8 +96,8 @@ class GFLDetectionModel(DetectionModel):
             )
 
     def init_criterion(self) -> GFLDetectionLoss:
-        """The IoU-aware criterion (``bce`` without DGQP reproduces Ultralytics' loss exactly); VFNet's for head=vfnet."""
-        return VFNetDetectionLoss(self) if self.gfl_options["head"] == "vfnet" else GFLDetectionLoss(self)
+        """The variant's criterion; VFNet's for head=vfnet."""
+        return (VFNetDetectionLoss if self.variant.head == "vfnet" else GFLDetectionLoss)(self, self.variant)
 
     def _predict_augment(self, x):
         """Test-time augmentation is not supported for the GFL head (Ultralytics' TTA accepts only ``Detect``)."""
@@ -119,24 +127,17 @@ def check_head(head, name: str | None) -> None:
         )
 
 
-def describe_options(options: dict[str, Any]) -> str:
-    """A one-line summary of a variant, e.g. 'head=detect cls_loss=qfl dgqp=True assigner=tal box_loss=ciou
-    tal_alpha=0.0': the five that shape every variant, then each other option that is not at its default (a recipe
-    knob left out of the training log would be invisible there)."""
-    main = ("head", "cls_loss", "dgqp", "assigner", "box_loss")
-    changed = [k for k, opt in OPTIONS.items() if k not in main and k in options and options[k] != opt.default]
-    return " ".join(f"{k}={options[k]}" for k in (*main, *changed))
-
-
 def build_detection_model(
-    cfg: str | dict, ch: int = 3, nc: int | None = None, verbose: bool = True
+    cfg: str | dict, ch: int = 3, nc: int | None = None, verbose: bool = True, overrides: dict | None = None
 ) -> DetectionModel | GFLDetectionModel:
-    """Build stock ``DetectionModel`` for a config without yolo_gfl options, else ``GFLDetectionModel``.
+    """Build the model of ``cfg`` (a name, path or dict) with the train arguments' yolo_gfl ``overrides``.
 
-    The stock baseline is then Ultralytics' own class, so its checkpoints need nothing of yolo_gfl to load.
+    The config is read and the variant resolved here, once. A stock variant builds Ultralytics' own
+    ``DetectionModel``, so its checkpoints need nothing of yolo_gfl to load.
     """
     cfg = load_model_cfg(cfg)
-    if is_stock(cfg.get("gfl")):
+    variant = Variant.resolve(cfg.get("gfl"), overrides)
+    if variant.is_stock:
         cfg.pop("gfl", None)
         return DetectionModel(cfg, ch=ch, nc=nc, verbose=verbose)
-    return GFLDetectionModel(cfg, ch=ch, nc=nc, verbose=verbose)
+    return GFLDetectionModel(cfg, ch=ch, nc=nc, verbose=verbose, variant=variant)

@@ -38,7 +38,7 @@ Design choices (stated because the paper leaves room, and where this differs fro
   same sum is nine bilinear samples (``F.grid_sample``) followed by a 1x1 convolution over the stacked samples
   (:func:`deform_conv3x3_grid_sample`). On this project's CPU that is faster than torchvision's ``deform_conv2d``
   kernel, forward and more so backward (figures in docs/vfnet.md), and every export format has the two operators. ``deform_conv2d``
-  stays selectable (``vfnet_star_op``): both compute the same function of the same weights, so a checkpoint runs
+  stays selectable (the head's ``star_op``): both compute the same function of the same weights, so a checkpoint runs
   with either.
 """
 
@@ -50,7 +50,6 @@ import torch.nn.functional as F
 from torchvision.ops import deform_conv2d
 from ultralytics.utils.tal import make_anchors
 
-from ..options import OPTIONS
 from .head import GFLDetect
 
 __all__ = [
@@ -63,9 +62,9 @@ __all__ = [
     "star_points",
 ]
 
-# Implementations of the star convolution (option vfnet_star_op). "auto" is grid_sample on every device: it is the
+# Implementations of the star convolution (the head's star_op). "auto" is grid_sample on every device: it is the
 # faster one on the CPU measured here (docs/vfnet.md); no GPU measurement has been made to prefer deform_conv2d there.
-STAR_OPS = OPTIONS["vfnet_star_op"].choices
+STAR_OPS = ("auto", "grid_sample", "deform_conv2d")
 
 _OFFSET_LIMIT = 1e4  # |offset| cap in feature-map cells (a real star reaches reg_max x exp(max_log_scale) < 1000)
 
@@ -204,13 +203,10 @@ class VFNetDetect(GFLDetect):
         offset_grad: float = 0.1,
         star_op: str = "auto",
         max_log_scale: float = 4.0,
-        **dgqp_options,
     ):
         if end2end:
             raise ValueError("head=vfnet supports YOLOv8's one-to-many Detect head only (end2end=False).")
-        if dgqp_options.get("dgqp"):
-            raise ValueError("head=vfnet predicts the IoU-aware score directly; it cannot be combined with dgqp=True.")
-        super().__init__(nc=nc, reg_max=reg_max, end2end=False, ch=ch, dgqp=False)
+        super().__init__(nc=nc, reg_max=reg_max, end2end=False, ch=ch, quality=False)
         if reg_max <= 1:
             raise ValueError("head=vfnet needs the DFL box distributions (reg_max > 1).")
         if star_op not in STAR_OPS:
