@@ -27,6 +27,20 @@ YOLOV8N_PT = SHARED / "weights" / "yolov8n.pt"
 TINY_TRAIN = dict(epochs=1, imgsz=96, batch=8, workers=0, device="cpu", plots=False, fraction=0.25, seed=0)
 
 
+@pytest.fixture(autouse=True)
+def own_working_folder(tmp_path, monkeypatch):
+    """Every test starts in its own empty folder, so none depends on the folder pytest was started from (one holding
+    the quickstart's runs/, say) and whatever a test writes to a relative path (./datasets of data=synthetic, a
+    default run folder) lands in its tmp_path. Ultralytics puts in-process runs without project= under
+    ``ROOT.parent / "tests/tmp/runs"`` while pytest runs (``ultralytics.cfg.get_save_dir``), which is inside the
+    installed packages; pointing that ROOT into tmp_path keeps those runs here too. Session fixtures set up before
+    this one pass project= themselves."""
+    import ultralytics.cfg
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(ultralytics.cfg, "ROOT", tmp_path / "ultralytics")
+
+
 @pytest.fixture(scope="session")
 def coco128_yaml() -> str:
     """Path of the real coco128 data YAML; tests that need it skip, with the reason, where it is absent."""
@@ -77,3 +91,25 @@ def finetuned(tmp_path_factory, coco128_yaml, stock_pt):
     model.train(data=coco128_yaml, pretrained=stock_pt, project=str(project), name="gfl",
                 **{**TINY_TRAIN, "imgsz": 160, "lr0": 0.001, "warmup_epochs": 0})
     return project / "gfl" / "weights" / "best.pt"
+
+
+@pytest.fixture
+def isolated_env(tmp_path) -> dict[str, str]:
+    """Environment for a `yolo-gfl` subprocess that writes nowhere but tmp_path: Ultralytics settings of its own whose
+    runs_dir, datasets_dir and weights_dir are tmp_path/runs, /datasets and /weights (a user's defaults put them in
+    the folder where Ultralytics first ran), offline, and without pytest's marker variable, which would make
+    Ultralytics put default runs inside the installed packages."""
+    import json
+    import shutil
+
+    from ultralytics.utils import SETTINGS, USER_CONFIG_DIR
+
+    config = tmp_path / "config"
+    (config / "Ultralytics").mkdir(parents=True, exist_ok=True)
+    settings = {**SETTINGS, "runs_dir": str(tmp_path / "runs"), "datasets_dir": str(tmp_path / "datasets"),
+                "weights_dir": str(tmp_path / "weights"), "sync": False}
+    (config / "Ultralytics" / "settings.json").write_text(json.dumps(settings, indent=2))
+    for font in USER_CONFIG_DIR.glob("*.ttf"):  # plots need a font, which Ultralytics would otherwise download
+        shutil.copyfile(font, config / "Ultralytics" / font.name)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    return {**env, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(config), "YOLO_VERBOSE": "True"}

@@ -4,11 +4,15 @@
     yolo-gfl help | version | cfg | checks | settings | copy-cfg
 
 Every argument is checked before anything starts: Ultralytics' own arguments against its defaults and value checks,
-yolo_gfl's options against theirs. A bad key or value prints what is wrong and the valid choices and exits with 2.
+yolo_gfl's options against theirs, and every path a mode reads (model, data, pretrained, source, resume; see
+``yolo_gfl.cli_checks``). A bad one prints one line saying what is wrong and what was expected, and exits with 2
+before anything is written. A training that fails after its start removes its run folder if it holds nothing but
+``args.yaml``, and keeps it otherwise.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 from difflib import get_close_matches
 from pathlib import Path
@@ -27,6 +31,7 @@ from ultralytics.utils import ASSETS, DEFAULT_CFG_DICT, YAML
 from ultralytics.utils.checks import check_yaml
 
 from . import __version__
+from .cli_checks import PathCheckError, check_paths, check_zoo_paths
 from .configs import model_cfg_names
 from .engine.inference import check_inference_options, split_inference_options
 from .engine.validator import EVAL_OPTIONS
@@ -55,21 +60,24 @@ Usage:
         copy-cfg: writes Ultralytics' default.yaml here as default_copy.yaml, to edit and pass as cfg=
 
 Examples:
-    yolo-gfl train model=yolov8n-gfl.yaml data=coco128.yaml epochs=10 imgsz=320
-    yolo-gfl train model=yolov8n.yaml data=coco128.yaml epochs=10 imgsz=320          # stock YOLOv8 baseline
-    yolo-gfl detect train model=yolo11n-gfl.yaml data=coco128.yaml epochs=10         # YOLO11 variants alike
+    yolo-gfl train model=yolov8n-gfl.yaml data=synthetic-n1000-v200-i160 imgsz=160 epochs=12  # embedded data set
+    yolo-gfl train model=yolov8n.yaml data=path/to/data.yaml epochs=10 imgsz=320      # stock YOLOv8 baseline
+    yolo-gfl detect train model=yolo11n-gfl.yaml data=path/to/data.yaml epochs=10     # YOLO11 variants alike
     yolo-gfl train resume model=runs/detect/train/weights/last.pt                    # continue a stopped run
-    yolo-gfl train model=yolov8n-qfl.yaml pretrained=yolov8n.pt cls_loss=vfl data=...  # stock weights transfer
-    yolo-gfl val model=runs/detect/train/weights/best.pt data=coco128.yaml
-    yolo-gfl val model=best.pt data=coco128.yaml coco=True calibration=True  # pycocotools AP, score-IoU report
-    yolo-gfl analyze model=best.pt data=coco128.yaml imgsz=320   # ranking oracle + score-IoU calibration
+    yolo-gfl train model=yolov8n-qfl.yaml pretrained=path/to/yolov8n.pt cls_loss=vfl data=...  # stock weights
+    yolo-gfl val model=runs/detect/train/weights/best.pt data=path/to/data.yaml
+    yolo-gfl val model=best.pt data=path/to/data.yaml coco=True calibration=True  # pycocotools AP, score-IoU
+    yolo-gfl analyze model=best.pt data=path/to/data.yaml imgsz=320   # ranking oracle + score-IoU calibration
     yolo-gfl zoo models=yolov8n.yaml,yolov8n-gfl.yaml data=synthetic-n500-v100-i160 epochs=10 seeds=0,1,2 imgsz=160
         # train each model per seed alike, evaluate alike: zoo.md/zoo.csv + plots in runs/zoo (rerun resumes);
         # default models: stock yolov8n and every variant (models=yolo11: YOLO11n's); eval_only=True models=a.pt,b.pt;
         # jobs=2 trains two cells at once (on CPU each trains with cpu_count-1 threads)
     yolo-gfl predict model=best.pt source=images/
-    yolo-gfl val model=best.pt data=coco128.yaml paper=True nms=soft  # conf 0.05, 1000/level, IoU 0.6, 100 dets, soft-NMS
+    yolo-gfl val model=best.pt data=path/to/data.yaml paper=True nms=soft  # conf 0.05, 1000/level, IoU 0.6, soft-NMS
     yolo-gfl export model=best.pt format=onnx
+
+Paths are checked first. Ultralytics' own names work as with 'yolo' (yolov8n.pt, data=coco128.yaml): it
+downloads them on first use, online; offline the error says from where, so you can give a local copy's path.
 
 Model configs (every scale n/s/m/l/x, e.g. yolov8s-gfl.yaml, yolo11s-gfl.yaml): {", ".join(model_cfg_names())}, and Ultralytics' own.
 
@@ -93,10 +101,16 @@ def _flag(token: str) -> bool:
 
 def _cfg_file(path: str) -> dict[str, Any]:
     """The arguments of a ``cfg=`` YAML (e.g. one written by ``copy-cfg``): the keys that differ from the defaults."""
+    if Path(path).is_dir():
+        raise CLIError(f"cfg={path} is a folder; expected a YAML file of arguments (write one with 'yolo-gfl copy-cfg').")
     try:
         loaded = YAML.load(check_yaml(path))
     except FileNotFoundError:
         raise CLIError(f"cfg={path} does not exist. Write one with 'yolo-gfl copy-cfg' and edit it.") from None
+    except (AssertionError, ValueError, OSError) as e:  # not .yaml, a syntax error, not a mapping, unreadable
+        raise CLIError(f"cfg={path} cannot be read as a YAML file of arguments: {str(e).splitlines()[0]}") from None
+    if not loaded:
+        raise CLIError(f"cfg={path} is empty; expected key: value lines (write one with 'yolo-gfl copy-cfg').")
     return {k: v for k, v in loaded.items() if k != "cfg" and not (k in DEFAULT_CFG_DICT and DEFAULT_CFG_DICT[k] == v)}
 
 
@@ -199,9 +213,23 @@ def check(mode: str, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
         raise CLIError("'analyze' needs a dataset, e.g. 'yolo-gfl analyze model=best.pt data=coco128.yaml'.")
     if mode != "train" and model is None:
         raise CLIError(f"'{mode}' needs a model, e.g. 'yolo-gfl {mode} model=runs/detect/train/weights/best.pt'.")
-    if model is not None and str(model).endswith(".pt") and not Path(str(model)).exists():
-        raise CLIError(f"model={model} does not exist. Give the path of a trained checkpoint (e.g. weights/best.pt).")
+    try:
+        check_paths(mode, ultralytics_args, DEFAULT_MODEL)
+    except PathCheckError as e:
+        raise CLIError(str(e)) from None
     return options, {**ultralytics_args, **inference}
+
+
+def remove_if_empty(run_dir: Path | None) -> bool:
+    """Remove a run folder that holds nothing but ``args.yaml`` and an empty ``weights/`` (what a start that failed
+    before its first epoch leaves); return whether it did. Anything more (a checkpoint, results.csv, a plot) stays."""
+    if run_dir is None or not run_dir.is_dir():
+        return False
+    weights = run_dir / "weights"
+    if {p.name for p in run_dir.iterdir()} - {"args.yaml", "weights"} or (weights.is_dir() and any(weights.iterdir())):
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return True
 
 
 def run(mode: str, options: dict[str, Any], args: dict[str, Any]):
@@ -215,7 +243,15 @@ def run(mode: str, options: dict[str, Any], args: dict[str, Any]):
     if mode == "predict" and "source" not in args:
         args["source"] = ASSETS  # Ultralytics' bundled sample images, as `yolo predict` does
     if mode == "train":
-        return model.train(**args, **options)
+        # The trainer makes its run folder before it reads the data set; this callback, which Ultralytics runs right
+        # after, learns the folder even when the trainer's construction fails.
+        started: dict[str, Path] = {}
+        model.add_callback("on_pretrain_routine_start", lambda trainer: started.setdefault("dir", trainer.save_dir))
+        try:
+            return model.train(**args, **options)
+        except BaseException:
+            remove_if_empty(Path(started["dir"]) if "dir" in started else None)
+            raise
     if mode == "analyze":
         from .analyze import analyze
 
@@ -268,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
         if mode == "zoo":  # its own arguments (models=, seeds=, eval_only=, ...), checked by yolo_gfl.zoo
             from .zoo import main_zoo
 
+            try:
+                check_zoo_paths(args)  # the same path checks as the modes', before the zoo makes its folder
+            except PathCheckError as e:
+                raise CLIError(str(e)) from None
             return main_zoo(args)
         options, ultralytics_args = check(mode, args)
     except CLIError as e:
