@@ -54,7 +54,7 @@ model.train(**cfg)
 # (fresh weights, lost optimizer state) to show in the final losses.
 RUN = dict(model="yolov8n-gfl.yaml", epochs=2, imgsz=64, batch=8, fraction=0.25, workers=0, device="cpu", plots=False,
            seed=0, deterministic=True, val=False, optimizer="SGD", lr0=0.02, warmup_epochs=0, nbs=8, exist_ok=True,
-           qfl_beta=1.5, cls_norm="sum")  # non-default options: resume must keep them
+           cls_loss="qfl", qfl_beta=1.5, cls_norm="sum")  # non-default options: resume must keep them
 FINAL = ("val/box_loss", "val/cls_loss", "val/dfl_loss")
 
 
