@@ -77,6 +77,8 @@ BAD = {
     "official checkpoint offline": (_none, ["val", "model=yolov8n.pt", "data=synthetic"],
                                     ["model=yolov8n.pt", "offline", "github.com/ultralytics/assets", "path/to/"]),
     "exported model missing": (_none, ["predict", "model=best.onnx"], ["model=best.onnx", "does not exist"]),
+    "model a folder, not an export": (lambda: os.mkdir("adir"), ["val", "model=adir", "data=synthetic"],
+                                      ["model=adir", "exported model"]),
     "data missing": (_none, ["train", "data=nonexistent.yaml"], ["data=nonexistent.yaml", "does not exist",
                                                                  "synthetic"]),
     "data name typo": (_none, ["train", "data=coco12.yaml"], ["data=coco12.yaml", "coco128.yaml"]),
@@ -310,23 +312,42 @@ def test_cwd_is_the_tests_own_folder(tmp_path):
     assert Path.cwd() == tmp_path  # conftest's autouse fixture
 
 
-def test_suite_passes_started_from_a_folder_holding_runs(tmp_path):
-    """Issue 35's failure: tests that looked at ./runs/detect/train failed after the quickstart. Start pytest (the
-    CLI tests, in a process of its own) in a folder where a real training's runs/ is already there."""
-    start = tmp_path / "start"
-    (start / "runs" / "detect" / "train" / "weights").mkdir(parents=True)
-    (start / "runs" / "detect" / "train" / "args.yaml").write_text("epochs: 1\n")
-    if YOLOV8N_PT.exists():
-        shutil.copyfile(YOLOV8N_PT, start / "runs" / "detect" / "train" / "weights" / "best.pt")
+def run_cli_tests_from(start: Path, basetemp: Path) -> None:
+    """Run the command-line tests (the ones issue 35 saw fail after the quickstart) with pytest started in ``start``,
+    in a process of its own, as the README's test command would; assert they pass and leave ``start`` as it was."""
+    before = entries(start)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--rootdir={ROOT}",
-                        "-c", str(ROOT / "pyproject.toml"), f"--basetemp={tmp_path / 'basetemp'}",
+                        "-c", str(ROOT / "pyproject.toml"), f"--basetemp={basetemp}",
                         str(ROOT / "tests" / "test_cli.py"), str(ROOT / "tests" / "test_first_hour.py"), "-k",
                         "bad_arguments or bad_path_gets"],
                        cwd=start, env={**env, "YOLO_OFFLINE": "1"}, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert re.search(r"\d+ passed", r.stdout) and "failed" not in r.stdout
-    runs = {"runs", "runs/detect", "runs/detect/train", "runs/detect/train/weights", "runs/detect/train/args.yaml",
-            *(["runs/detect/train/weights/best.pt"] if YOLOV8N_PT.exists() else [])}
     # pytest-benchmark, where installed (not a dependency of this project), makes an empty .benchmarks where pytest starts
-    assert entries(start) - {".benchmarks"} == runs
+    assert entries(start) - {".benchmarks"} == before
+
+
+def test_suite_passes_started_from_a_folder_holding_runs(tmp_path):
+    """Issue 35's failure: tests that looked at ./runs/detect/train failed after the quickstart had made it."""
+    start = tmp_path / "start"
+    (start / "runs" / "detect" / "train" / "weights").mkdir(parents=True)
+    (start / "runs" / "detect" / "train" / "args.yaml").write_text("epochs: 1\n")
+    if YOLOV8N_PT.exists():
+        shutil.copyfile(YOLOV8N_PT, start / "runs" / "detect" / "train" / "weights" / "best.pt")
+    run_cli_tests_from(start, tmp_path / "basetemp")
+
+
+@pytest.mark.slow
+def test_readme_quickstart_then_the_tests(tmp_path, tmp_path_factory, isolated_env):
+    """Issue 35's acceptance: in a fresh folder, the README's first-training command as written but for epochs=1,
+    through the installed script, with Ultralytics settings as a fresh install makes them (runs in ./runs); then the
+    tests from that folder."""
+    line = next(c for c in re.findall(r"^yolo-gfl train .*$", README.read_text(), re.M) if "synthetic" in c)
+    argv = [("epochs=1" if a.startswith("epochs=") else a) for a in shlex.split(line)[1:]]
+    assert "epochs=1" in argv
+    r = subprocess.run([yolo_gfl_script(), *argv], cwd=tmp_path, env=isolated_env, capture_output=True, text=True,
+                       timeout=1200)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert (tmp_path / "runs" / "detect" / "train" / "weights" / "best.pt").is_file()
+    run_cli_tests_from(tmp_path, tmp_path_factory.mktemp("nested"))

@@ -92,7 +92,7 @@ def _looks_like_torch_file(head: bytes) -> bool:
     return head.startswith(b"PK") or head[:1] == b"\x80"
 
 
-def check_weights(key: str, given: Any, example: str = "runs/detect/train/weights/last.pt") -> None:
+def check_weights(key: str, given: Any, example: str = "path/to/best.pt") -> None:
     """A checkpoint argument (``model=x.pt``, ``pretrained=``, ``resume=``): an existing file torch can read, or an
     official Ultralytics name it downloads. A missing local file never reaches a download attempt."""
     text = str(given)
@@ -130,8 +130,11 @@ def _model_suggestions(name: str) -> str:
     """The shipped model configs closest to ``name``: yolo_gfl's first, then Ultralytics' own."""
     ours = [n for base in model_cfg_names() for n in (base, *_scaled(base))]
     theirs = [n for p in (ROOT / "cfg" / "models").rglob("*.yaml") for n in (p.name, *_scaled(p.name))]
-    close = get_close_matches(name, ours, n=3, cutoff=0.75) or get_close_matches(name, ours + theirs, n=3)
-    return f" Did you mean {' or '.join(close)}?" if close else ""
+    close = get_close_matches(name, ours, n=8, cutoff=0.75) or get_close_matches(name, ours + theirs, n=8)
+    unique = {}  # one name per config: the same file at another scale is no second suggestion
+    for candidate in close:
+        unique.setdefault(re.sub(r"^(yolo\D*\d+)[nslmx]?", r"\1", candidate), candidate)
+    return f" Did you mean {' or '.join(list(unique.values())[:2])}?" if unique else ""
 
 
 def check_model(given: Any, key: str = "model") -> None:
@@ -149,6 +152,12 @@ def check_model(given: Any, key: str = "model") -> None:
     if not path.exists():
         raise PathCheckError(f"{key}={text} does not exist; expected a model YAML (e.g. {key}=yolov8n-gfl.yaml), a .pt "
                              "checkpoint or an exported model (file or folder)." + _runs_hint(text))
+    from ultralytics.engine.exporter import export_formats
+
+    suffixes = [s for s in (*export_formats()["Suffix"], ".mlmodel") if s not in ("-", "")]
+    if not any(s in path.name.lower() for s in suffixes):  # how Ultralytics' AutoBackend tells the format
+        raise PathCheckError(f"{key}={text} is neither a .pt checkpoint, a model YAML nor an exported model Ultralytics "
+                             f"recognises by its name ({', '.join(suffixes[:6])}, ...).")
     return None
 
 
@@ -172,10 +181,13 @@ def _check_model_yaml(text: str, key: str) -> None:
     except Exception as e:  # noqa: BLE001 -- Ultralytics raises several kinds for a name or file it cannot use
         if path.exists():
             raise PathCheckError(f"{key}={text} cannot be used as a model config: {_first_line(e)}.") from None
-        where = "does not exist" if len(path.parts) > 1 else "is neither a file here nor a config yolo_gfl or Ultralytics ships"
+        if len(path.parts) > 1:
+            raise PathCheckError(f"{key}={text} does not exist; expected a model config YAML file, or the name of one "
+                                 "yolo_gfl or Ultralytics ships (e.g. yolov8n-gfl.yaml).") from None
         names = ", ".join(model_cfg_names())
-        raise PathCheckError(f"{key}={text} {where}.{_model_suggestions(path.name)} yolo_gfl's configs, at any scale "
-                             f"n/s/m/l/x: {names}; or Ultralytics' own (yolov8n.yaml, yolo11n.yaml).") from None
+        raise PathCheckError(f"{key}={text} is neither a file here nor a config yolo_gfl or Ultralytics ships."
+                             f"{_model_suggestions(text)} yolo_gfl's configs, at any scale n/s/m/l/x: {names}; or "
+                             "Ultralytics' own (yolov8n.yaml, yolo11n.yaml).") from None
 
 
 def _first_line(e: BaseException) -> str:
@@ -383,7 +395,7 @@ def check_paths(mode: str, args: dict[str, Any], default_model: str) -> None:
     model = args.get("model", default_model if mode == "train" else None)
     resume = args.get("resume")
     if mode == "train" and isinstance(resume, (str, os.PathLike)):
-        check_weights("resume", resume)
+        check_weights("resume", resume, example="path/to/weights/last.pt")
     elif model is not None:
         check_model(model)
     if mode == "train" and isinstance(args.get("pretrained"), (str, os.PathLike)):
@@ -391,10 +403,15 @@ def check_paths(mode: str, args: dict[str, Any], default_model: str) -> None:
     _check_run_folder(mode, args)
     data = args.get("data")
     if mode == "train":
+        splits = ("train", "val") if args.get("val", True) else ("train",)
         if data is None and not resume:
-            data = "coco8.yaml"  # what Ultralytics' Model.train takes then (ultralytics.cfg.TASK2DATA['detect'])
-        if data is not None:  # a resumed run reads its checkpoint's data set unless one is given
-            check_data(data, ("train", "val") if args.get("val", True) else ("train",))
+            try:  # Ultralytics' Model.train then takes its default data set, ultralytics.cfg.TASK2DATA['detect']
+                check_data("coco8.yaml", splits)
+            except PathCheckError as e:
+                raise PathCheckError(f"no data= given, so Ultralytics would train on coco8.yaml, and {e} Or give "
+                                     f"data=path/to/data.yaml, or {SYNTHETIC_EXAMPLE}.") from None
+        elif data is not None:  # a resumed run reads its checkpoint's data set unless one is given
+            check_data(data, splits)
     elif mode in ("val", "analyze"):
         split = str(args.get("split") or "val")
         if data is None and str(model).endswith(".pt") and Path(str(model)).is_file():
