@@ -34,7 +34,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.real_data import _mean_sd  # noqa: E402
+from benchmarks.record.stats import mean_sd  # noqa: E402
 
 QUALITIES = ("top1", "top2")
 
@@ -78,13 +78,13 @@ def summary(rows: list[dict], qualities: list[str], powers: list[float]) -> str:
     own score (a = 0), mean ± SE over the checkpoints."""
     base = {r["model"]: r for r in rows if r["quality"] == "own score"}
     out = ["| quality | a | mAP50-95 | Δ mAP50-95 | Δ AP75 |", "|---|--:|--:|--:|--:|",
-           f"| own score | 0 | {_mean_sd([r['mAP50-95'] for r in base.values()])[0]:.2f} | | |"]
+           f"| own score | 0 | {mean_sd([r['mAP50-95'] for r in base.values()])[0]:.2f} | | |"]
     for quality in qualities:
         for power in powers:
             these = [r for r in rows if r["quality"] == quality and r["a"] == power]
-            cols = [f"{_mean_sd([r['mAP50-95'] for r in these])[0]:.2f}"]
+            cols = [f"{mean_sd([r['mAP50-95'] for r in these])[0]:.2f}"]
             for key in ("mAP50-95", "AP75"):
-                mean, sd = _mean_sd([r[key] - base[r["model"]][key] for r in these])
+                mean, sd = mean_sd([r[key] - base[r["model"]][key] for r in these])
                 cols.append(f"{mean:+.2f}" + (f" ± {sd / math.sqrt(len(these)):.2f}" if sd is not None else ""))
             out.append(f"| {quality} | {power:g} | " + " | ".join(cols) + " |")
     return "\n".join(out)

@@ -12,6 +12,7 @@ from .conftest import ROOT, SHARED, YOLOV8N_PT
 
 sys.path.insert(0, str(ROOT))
 from benchmarks import real_data  # noqa: E402
+from benchmarks.record import settings, stats, store  # noqa: E402
 
 
 def _tiny(tmp_path, *extra):
@@ -179,10 +180,10 @@ def test_paired_delta_and_summary_by_hand():
     cells = [{"data": "a", "model": "yolov8n", "seed": s, "mAP50-95": v} for s, v in ((0, 0.50), (1, 0.52), (2, 0.51))]
     cells += [{"data": "a", "model": "yolov8n-x", "seed": s, "mAP50-95": v} for s, v in ((0, 0.53), (1, 0.53),
                                                                                           (2, 0.52))]
-    mean, se, n = real_data.paired_delta(cells, "a", "yolov8n-x")
+    mean, se, n = stats.paired_delta(cells, "a", "yolov8n-x")
     # diffs 0.03, 0.01, 0.01: mean 0.01667, sd 0.011547, se 0.0066667
     assert n == 3 and mean == pytest.approx(0.05 / 3) and se == pytest.approx(0.011547005 / 3**0.5)
-    assert real_data.paired_delta(cells, "a", "yolov8n-missing") == (None, None, 0)
+    assert stats.paired_delta(cells, "a", "yolov8n-missing") == (None, None, 0)
 
 
 def test_a_training_resumed_mid_way_is_marked():
@@ -227,13 +228,13 @@ def test_goal_check_by_hand():
     y = [cell("a", "y", s, 0.53, 0.41, 0.49) for s in (0, 1, 2)]
     y += [cell("b", "y", s, 0.50 - d, 0.41, 0.49) for s, d in ((0, 0.005), (1, 0.006), (2, 0.004))]
     cells = stock + x + y
-    mean, se = real_data.mean_over_data(cells, ["a", "b"], "x")
+    mean, se = stats.mean_over_data(cells, ["a", "b"], "x")
     assert mean == pytest.approx(0.012) and se == pytest.approx(((0.0 ** 2 + (0.0036056 / 3**0.5) ** 2) ** 0.5) / 2,
                                                                   rel=1e-3)
-    assert real_data.goal_check(cells, ["a", "b"], "x") == (True, [])
-    met, misses = real_data.goal_check(cells, ["a", "b"], "y")
+    assert stats.goal_check(cells, ["a", "b"], "x") == (True, [])
+    met, misses = stats.goal_check(cells, ["a", "b"], "y")
     assert not met and misses == ["b below by more than one SE", "Spearman not above stock"]
-    assert real_data.goal_check(cells, ["a", "b", "c"], "x") == (False, ["not paired with stock on every data set"])
+    assert stats.goal_check(cells, ["a", "b", "c"], "x") == (False, ["not paired with stock on every data set"])
     table = real_data.tables({"stock": "yolov8n.yaml", "datasets": {d: {"epochs": 1, "imgsz": 64, "batch": 2}
                                                                       for d in ("a", "b")}, "cells": cells})
     assert "| x | +2.00 ± 0.00 | +0.40 ± 0.21 | +1.20 ± 0.10 | +1.00 ± 0.00 | +0.010 ± 0.000 | — | met |" in table
@@ -242,8 +243,8 @@ def test_goal_check_by_hand():
 def test_recipe_and_config_digests():
     """A scaled yolo_gfl name digests the file it reads; the recipe ignores names and comments but not options."""
     text = (ROOT / "cfg" / "models" / "yolov8-gfl.yaml").read_text()
-    assert real_data.config_digest("yolov8n-gfl.yaml") == real_data._digest(text)
-    assert real_data.config_digest("yolov8n.yaml") == real_data._digest("yolov8n.yaml")  # Ultralytics' own name
+    assert real_data.config_digest("yolov8n-gfl.yaml") == real_data.digest(text)
+    assert real_data.config_digest("yolov8n.yaml") == real_data.digest("yolov8n.yaml")  # Ultralytics' own name
     assert real_data.recipe_digest("yolov8n-gfl.yaml") != real_data.recipe_digest("yolov8s-gfl.yaml")  # the scale
     assert real_data.recipe_digest("yolov8n-gfl.yaml") != real_data.recipe_digest("yolov8n-qfl.yaml")
     assert real_data.recipe_digest("yolov8n-qfl.yaml") != real_data.recipe_digest("yolov8n.yaml")
@@ -283,7 +284,7 @@ def test_a_comment_edit_keeps_the_cells_a_recipe_edit_retires_them():
 
 def test_retirement_reason_names_a_name_digest():
     """A cell digested from the config's name (before the digest read the file) is not said to have a changed config."""
-    by_name = {"model": "yolov8n-vfnet", "config": real_data._digest("yolov8n-vfnet.yaml")}
+    by_name = {"model": "yolov8n-vfnet", "config": real_data.digest("yolov8n-vfnet.yaml")}
     assert "taken from the name" in real_data.retirement_reason(by_name, "yolov8n-vfnet.yaml")
     edited = {"model": "yolov8n-vfnet", "config": "0123abcd"}
     assert real_data.retirement_reason(edited, "yolov8n-vfnet.yaml") == "its config changed"
@@ -292,7 +293,7 @@ def test_retirement_reason_names_a_name_digest():
 def test_remeasure_retires_only_cells_lacking_a_figure(tmp_path):
     """A cell lacks a figure when its key is absent or, for a Spearman, when it is None with no pair count (its report
     had no such population); a Spearman that is None over fewer than 2 pairs was measured and is kept."""
-    full = {k: 0.5 for k in real_data.METRICS} | {"kept_pairs": 10, "top_pairs": 8}
+    full = {k: 0.5 for k in settings.METRICS} | {"kept_pairs": 10, "top_pairs": 8}
     cells = [{"data": "a", "model": "m", "seed": 0, **full, "finished_at": "t0"},
              {"data": "a", "model": "m", "seed": 1, **full, "spearman_top": None, "top_pairs": None,
               "finished_at": "t1"},  # merged from a report without the top-K population
@@ -300,7 +301,7 @@ def test_remeasure_retires_only_cells_lacking_a_figure(tmp_path):
              {"data": "a", "model": "twin", "seed": 1, **full, "spearman_top": None, "top_pairs": None,
               "same_recipe_as": "m", "finished_at": "t1"},  # its copy goes with it
              {"data": "b", "model": "m", "seed": 1, **{k: v for k, v in full.items() if k != "spearman_top"}}]
-    assert [real_data.lacks_figure(c) for c in cells] == [False, True, False, True, True]
+    assert [store.lacks_figure(c) for c in cells] == [False, True, False, True, True]
     record = {"cells": [dict(c) for c in cells]}
     (tmp_path / "m-s1.json").write_text(json.dumps({"finished_at": "t1"}))
     gone = real_data.retire_for_remeasure(record, "a", {"m"}, [0, 1, 2], tmp_path)
@@ -313,7 +314,7 @@ def test_remeasure_retires_only_cells_lacking_a_figure(tmp_path):
 def test_remeasure_of_copies_needs_their_source(tmp_path, capsys):
     """Measuring anew a model whose lacking cells are copies (same_recipe_as) would copy them back unmeasured from
     their source: the request is refused, naming the source to add, before anything changes."""
-    full = {k: 0.5 for k in real_data.METRICS} | {"kept_pairs": 10, "top_pairs": 8}
+    full = {k: 0.5 for k in settings.METRICS} | {"kept_pairs": 10, "top_pairs": 8}
     cells = [{"data": "chess", "model": "m", "seed": 0, **full, "spearman_top": None, "top_pairs": None},
              {"data": "chess", "model": "twin", "seed": 0, **full, "spearman_top": None, "top_pairs": None,
               "same_recipe_as": "m"},
