@@ -23,14 +23,25 @@ def _cell(value: object) -> str:
     return str(value).replace("|", "\\|")
 
 
-def options_table() -> str:
-    """Every yolo_gfl option (``yolo_gfl.options.OPTIONS``): name, default, allowed values, meaning."""
-    from yolo_gfl.options import OPTIONS
-
+def _option_rows(table) -> str:
     rows = ["| option | default | values | meaning |", "|---|---|---|---|"]
     rows += [f"| `{name}` | {_cell(opt.default)} | {_cell(opt.allowed())} | {_cell(opt.help)} |"
-             for name, opt in OPTIONS.items()]
+             for name, opt in table.items()]
     return "\n".join(rows) + "\n"
+
+
+def options_table() -> str:
+    """Every product option (``yolo_gfl.options.OPTIONS``): name, default, allowed values, meaning."""
+    from yolo_gfl.options import OPTIONS
+
+    return _option_rows(OPTIONS)
+
+
+def experimental_table() -> str:
+    """The experimental options (``yolo_gfl.options.EXPERIMENTAL_OPTIONS``), kept to reproduce records' probe rows."""
+    from yolo_gfl.options import EXPERIMENTAL_OPTIONS
+
+    return _option_rows(EXPERIMENTAL_OPTIONS)
 
 
 def configs_table() -> str:
@@ -47,7 +58,8 @@ def configs_table() -> str:
     return "\n".join(rows) + "\n"
 
 
-BLOCKS: dict[str, Callable[[], str]] = {"options": options_table, "configs": configs_table}
+BLOCKS: dict[str, Callable[[], str]] = {"options": options_table, "experimental": experimental_table,
+                                        "configs": configs_table}
 
 
 def render(text: str, page: str = "page") -> str:
