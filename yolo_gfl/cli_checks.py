@@ -220,9 +220,9 @@ def _synthetic(text: str) -> bool:
     return True
 
 
-def _data_file(text: str) -> tuple[Path, bool] | None:
-    """The data YAML that ``data`` names (and whether it is one Ultralytics ships), as Ultralytics finds it; None for
-    an archive, which Ultralytics unpacks itself."""
+def _data_file(text: str) -> Path | None:
+    """The data YAML that ``data`` names, found as Ultralytics finds it; None for an archive, which Ultralytics
+    unpacks itself."""
     from ultralytics.utils.checks import check_file
 
     expected = f"a data YAML (path/to/data.yaml), a data set name Ultralytics ships (coco8.yaml) or {SYNTHETIC_EXAMPLE}"
@@ -232,7 +232,7 @@ def _data_file(text: str) -> tuple[Path, bool] | None:
         for name in names:  # Ultralytics' data sets ship as YAML inside its package ('coco8' means coco8.yaml)
             found = check_file(name, download=False, hard=False)
             if found:
-                return Path(found), True
+                return Path(found)
     if not path.exists():
         shipped = sorted(p.name for p in (ROOT / "cfg" / "datasets").glob("*.yaml"))
         close = get_close_matches(text, shipped, n=2, cutoff=0.88) if len(path.parts) == 1 else []
@@ -246,13 +246,13 @@ def _data_file(text: str) -> tuple[Path, bool] | None:
             found = "no YAML file" if not yamls else "several YAML files"
             raise PathCheckError(f"data={text} is a folder with {found} at its top; expected {expected}, e.g. "
                                  f"data={Path(text) / 'data.yaml'}.")
-        return yamls[0], False
-    head = _read_start(path, "data", text, "a data YAML")
+        return yamls[0]
+    _read_start(path, "data", text, "a data YAML")
     if zipfile.is_zipfile(path) or tarfile.is_tarfile(path):
         return None  # an archive of a data set: Ultralytics unpacks it into its datasets_dir
     if path.suffix.lower() not in YAML_SUFFIXES:
         raise PathCheckError(f"data={text} is not a .yaml file; expected {expected}.")
-    return path, False
+    return path
 
 
 def _offline_download(text: str, content: dict[str, Any], root: Path, missing: Path) -> None:
@@ -273,10 +273,9 @@ def check_data(given: Any, splits: tuple[str, ...] = ("train", "val")) -> None:
         return None
     if _is_url(text):
         return _offline_url("data", text)
-    found = _data_file(text)
-    if found is None:
+    file = _data_file(text)
+    if file is None:
         return None
-    file, shipped = found
     shown = text if file == Path(text) else f"{text} ({file})"
     _read_start(file, "data", shown, "a data YAML")
     try:
