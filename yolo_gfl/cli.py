@@ -54,7 +54,7 @@ Usage:
     yolo-gfl [detect] MODE key=value ... [flag ...]
         MODE is one of {", ".join(MODES)}; keys are Ultralytics' own arguments (see 'yolo-gfl cfg')
         plus the yolo_gfl options below (train only: a checkpoint carries its variant). A bare boolean key is
-        key=True ('resume', 'show', 'save_txt', 'half', 'dynamic', 'dgqp', ...); cfg=file.yaml supplies defaults.
+        key=True ('resume', 'show', 'save_txt', 'half', 'dynamic', 'quality', ...); cfg=file.yaml supplies defaults.
     yolo-gfl {" | ".join(SPECIAL)}
         checks: system and export-package report; settings [key=value | reset]: Ultralytics' settings;
         copy-cfg: writes Ultralytics' default.yaml here as default_copy.yaml, to edit and pass as cfg=
@@ -285,7 +285,7 @@ def special(command: str, rest: list[str]) -> int:
         handle_yolo_settings(rest)
     elif command == "copy-cfg":  # Ultralytics' default.yaml, to edit and pass back as 'cfg=default_copy.yaml'
         copy_default_cfg()
-        print("yolo_gfl options (cls_loss, dgqp, ...) may be added to the copy as keys of their own.")
+        print("yolo_gfl options (cls_loss, quality, ...) may be added to the copy as keys of their own.")
     return 0
 
 
