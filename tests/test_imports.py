@@ -4,6 +4,7 @@ benchmarks/ over MAX_LINES lines unless its docstring says why it is one idea.""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from tests.conftest import ROOT
@@ -123,3 +124,17 @@ def test_no_module_over_the_size_limit_unless_one_idea():
     assert not unexpected, (f"modules over {MAX_LINES} lines: {unexpected}; split them by job, or say in the "
                             f"docstring, after '{ONE_IDEA}', why one is a single idea")
     assert set(over) == OVERSIZED, f"no longer over the limit, remove from OVERSIZED: {sorted(OVERSIZED - set(over))}"
+
+
+FIGURE = re.compile(r"\d\s*±\s*\d|\b20\d\d-\d\d-\d\d\b|\b[Mm]easured (on|here|\d)")
+
+
+def test_no_measured_figure_or_benchmark_history_in_the_package_or_its_configs():
+    """Code, docstrings, option help and config comments say what a thing is and cite its source; measured figures,
+    their dates and the history of a search live in benchmarks/results and docs/ (issue 36)."""
+    hits = []
+    for path in sorted([*PACKAGE.rglob("*.py"), *(ROOT / "cfg").rglob("*.yaml")]):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if FIGURE.search(line):
+                hits.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not hits, "measured figures in code or configs (move them to a record or docs/):\n" + "\n".join(hits)

@@ -86,8 +86,6 @@ class ATSSAssigner(nn.Module):
     GT: centre distances and their top-k are O(b·n·A_l) per level, computed one level at a time (O(b·n·A) in all);
     the IoU statistics touch only the O(b·n·K) candidates; the one dense tensor is the (b, n, A) float overlap matrix
     used for conflict resolution, the size of TAL's own. The only host sync reads the level sizes once per call.
-    Measured on 2 CPU threads, b=16, 20 GTs per image, 8400 anchors, 80 classes: about 36 ms against about 72 ms for
-    TaskAlignedAssigner on the same inputs.
     """
 
     def __init__(

@@ -62,8 +62,8 @@ __all__ = [
     "star_points",
 ]
 
-# Implementations of the star convolution (the head's star_op). "auto" is grid_sample on every device: it is the
-# faster one on the CPU measured here (docs/vfnet.md); no GPU measurement has been made to prefer deform_conv2d there.
+# Implementations of the star convolution (the head's star_op). "auto" is grid_sample on every device, the faster one
+# on CPU by benchmarks/star_op.py (docs/vfnet.md); the two compute the same values.
 STAR_OPS = ("auto", "grid_sample", "deform_conv2d")
 
 _OFFSET_LIMIT = 1e4  # |offset| cap in feature-map cells (a real star reaches reg_max x exp(max_log_scale) < 1000)
