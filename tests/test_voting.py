@@ -207,3 +207,19 @@ def test_val_and_predict_with_vote_on_stock_and_gfl(stock_pt, coco128_yaml, val_
     assert main(["val", f"model={stock_pt}", f"data={coco128_yaml}", "nms=vote", "vote_sigma=-1"]) == 2
     err = capsys.readouterr().err
     assert "vote_sigma" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_predict_with_vote_on_an_exported_model(trained, val_images, tmp_path, capsys):
+    """Exports keep NMS outside the graph, so Ultralytics' predictor runs it in Python and voting applies; the votes
+    weighed by I need the PyTorch head, and an exported model is refused them in one line."""
+    from yolo_gfl import YOLOGFL
+
+    onnx_file = YOLOGFL(trained("gfl") / "weights" / "best.pt").export(format="onnx", imgsz=96, device="cpu")
+    common = [f"model={onnx_file}", f"source={val_images[0]}", "imgsz=96", "conf=0.01", f"project={tmp_path}"]
+    assert main(["predict", *common, "nms=vote", "name=vote"]) == 0
+    assert list((tmp_path / "vote").glob("*.jpg"))
+    capsys.readouterr()
+    assert main(["predict", *common, "nms=vote", "vote_weight=quality", "name=refused"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exported model" in err[0] and "vote_weight=score" in err[0]

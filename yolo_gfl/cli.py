@@ -33,7 +33,7 @@ from ultralytics.utils.checks import check_yaml
 from . import __version__
 from .cli_checks import PathCheckError, check_paths, check_zoo_paths
 from .configs import model_cfg_names
-from .engine.inference import check_inference_options, split_inference_options
+from .engine.inference import InferenceOptionError, check_inference_options, split_inference_options
 from .engine.validator import EVAL_OPTIONS
 from .options import ALL_OPTIONS as OPTIONS  # every name a train argument may set, experimental ones too
 from .options import GFLOptionError, format_options_help, split_options, validate_options
@@ -320,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     except AnalyzeError as e:  # a table that would measure nothing: say why instead of writing it
         print(f"yolo-gfl: error: {e}", file=sys.stderr)
         return 1
+    except InferenceOptionError as e:  # an inference option this model cannot serve (known once it is loaded)
+        print(f"yolo-gfl: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -12,7 +12,7 @@ from ultralytics.engine.model import Model
 from .configs import resolve_model_cfg
 from .data import resolve_data
 from .engine import GFLPredictor, GFLTrainer, GFLValidator
-from .engine.inference import check_inference_options, split_inference_options
+from .engine.inference import QualityTap, check_inference_options, split_inference_options
 from .engine.validator import EVAL_OPTIONS
 from .nn.model import build_detection_model
 from .options import split_options
@@ -71,10 +71,17 @@ class YOLOGFL(Model):
                 raise ValueError(f"val option {key}={value!r} must be True or False")
         inference, kwargs = split_inference_options(kwargs)  # nms=soft, pre_nms_topk=1000, paper=True, ...
         inference = check_inference_options(inference, kwargs)
+        self._check_quality_votes(inference)
         if "data" in kwargs:
             kwargs["data"] = resolve_data(kwargs["data"])
         validator = partial(validator or self._smart_load("validator"), inference=inference, **switches)
         return super().val(validator=validator, **kwargs)
+
+    def _check_quality_votes(self, inference: dict[str, Any]) -> None:
+        """Votes weighed by C or I alone need this model's quality branch: refused before anything starts otherwise
+        (a stock model, or an exported one, whose head is not at hand)."""
+        if inference["nms"] == "vote" and inference["vote_weight"] != "score":
+            QualityTap(self.model, inference["vote_weight"]).close()
 
     def predict(self, source=None, stream: bool = False, predictor=None, **kwargs: Any):
         """Predict like ``YOLO.predict``; the papers' inference settings are options (see ``yolo_gfl.engine.inference``).
@@ -85,6 +92,7 @@ class YOLOGFL(Model):
         """
         inference, kwargs = split_inference_options(kwargs)
         self._inference = check_inference_options(inference, kwargs)
+        self._check_quality_votes(self._inference)
         if not getattr(self, "_inference_hooked", False):  # the predictor (new or reused) takes the options per run
             self.add_callback("on_predict_start", lambda p: setattr(p, "inference_options", self._inference))
             self._inference_hooked = True
