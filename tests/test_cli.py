@@ -185,7 +185,7 @@ def test_task_first_train_yolo11_then_plain_yolo_val(tmp_path, coco128_yaml):
     ckpt = torch.load(best, map_location="cpu", weights_only=False)
     model = ckpt["ema"] or ckpt["model"]
     assert any("C2PSA" in str(layer) for layer in model.yaml["backbone"])  # YOLO11's architecture, not YOLOv8's
-    assert model.gfl_options["dgqp"] is True and model.gfl_options["cls_loss"] == "qfl"
+    assert model.variant.quality is True and model.variant.cls_loss == "bce"  # -gfl: stock's loss on J
 
 
 @pytest.mark.slow
@@ -199,7 +199,7 @@ def test_bare_resume_continues_a_killed_run_with_its_variant(tmp_path, coco128_y
     last = run_dir / "weights" / "last.pt"
     argv = ["train", "model=yolov8n-qfl.yaml", f"data={coco128_yaml}", "epochs=6", "batch=8", "fraction=0.25",
             "workers=0", "imgsz=64", "device=cpu", "plots=False", "val=False", f"project={tmp_path / 'runs'}",
-            "name=killed", "qfl_beta=1.5", "dgqp"]  # a train-argument variant: resume must keep it
+            "name=killed", "qfl_beta=1.5", "quality"]  # a train-argument variant: resume must keep it
     env = {**os.environ, "YOLO_OFFLINE": "1"}
     proc = subprocess.Popen(console_script() + argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -230,5 +230,5 @@ def test_bare_resume_continues_a_killed_run_with_its_variant(tmp_path, coco128_y
     assert sorted(set(epochs)) == [1, 2, 3, 4, 5, 6] and epochs == sorted(epochs) and epochs[-1] == 6, epochs
     final = torch.load(last, map_location="cpu", weights_only=False)
     assert final["epoch"] == -1  # finished
-    options = (final["ema"] or final["model"]).gfl_options
-    assert options["cls_loss"] == "qfl" and options["qfl_beta"] == 1.5 and options["dgqp"] is True
+    variant = (final["ema"] or final["model"]).variant
+    assert variant.cls_loss == "qfl" and variant.qfl_beta == 1.5 and variant.quality is True

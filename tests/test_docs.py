@@ -227,6 +227,7 @@ def test_readme_first_training_runs(tmp_path, tiny_synthetic):
 # Layers, bottom first: a module may import its own layer and those below it, never one above.
 LAYERS = [
     {"losses", "options", "configs", "assigners", "nms", "eval", "data", "atomic"},
+    {"variant"},
     {"criterion"},
     {"nn"},
     {"engine"},
