@@ -113,3 +113,82 @@ def isolated_env(tmp_path) -> dict[str, str]:
         shutil.copyfile(font, config / "Ultralytics" / font.name)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     return {**env, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(config), "YOLO_VERBOSE": "True"}
+
+
+# ------------------------------------------------------------------- helpers shared by several test modules
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from ultralytics.cfg import get_cfg  # noqa: E402
+from ultralytics.data.augment import LetterBox  # noqa: E402
+
+from yolo_gfl.configs import load_model_cfg  # noqa: E402
+from yolo_gfl.nn import GFLDetectionModel  # noqa: E402
+
+ATOL = 1e-3  # absolute, on boxes in pixels (imgsz 96) and scores in [0, 1]; float32 kernels differ in summation order
+
+
+def letterboxed(paths, size):
+    imgs = [LetterBox((size, size), auto=False)(image=cv2.imread(p))[..., ::-1] for p in paths]
+    return np.ascontiguousarray(np.stack(imgs).transpose(0, 3, 1, 2), dtype=np.float32) / 255
+
+def xywh_preds(boxes_xyxy, scores):
+    """(1, 4 + nc, N) model output from xyxy boxes (N, 4) and class scores (N, nc)."""
+    b = torch.tensor(boxes_xyxy, dtype=torch.float32)
+    xywh = torch.cat(((b[:, :2] + b[:, 2:]) / 2, b[:, 2:] - b[:, :2]), 1)
+    return torch.cat((xywh, torch.tensor(scores, dtype=torch.float32)), 1).T.unsqueeze(0)
+
+def make_model(**options):
+    torch.manual_seed(0)
+    cfg = load_model_cfg("yolov8n.yaml")
+    cfg["gfl"] = options
+    cfg["nc"] = 3
+    model = GFLDetectionModel(cfg, verbose=False)
+    model.args = get_cfg()  # Ultralytics' default gains box=7.5, cls=0.5, dfl=1.5
+    return model
+
+def make_batch(n_images=2, with_boxes=True):
+    batch = {"img": torch.rand(n_images, 3, 64, 64)}
+    if with_boxes:  # normalised xywh; image 0 has two objects, image 1 one
+        batch["batch_idx"] = torch.tensor([0.0, 0.0, 1.0])
+        batch["cls"] = torch.tensor([[0.0], [2.0], [1.0]])
+        batch["bboxes"] = torch.tensor([[0.3, 0.3, 0.4, 0.5], [0.7, 0.6, 0.3, 0.3], [0.5, 0.5, 0.8, 0.6]])
+    else:
+        batch["batch_idx"], batch["cls"], batch["bboxes"] = torch.zeros(0), torch.zeros(0, 1), torch.zeros(0, 4)
+    return batch
+
+class FixedAssigner:
+    """Stands in for TAL with a known assignment, so the loss arithmetic can be checked by hand."""
+
+    def __init__(self, fg_index, labels, boxes, scores=None):
+        self.fg_index, self.labels, self.boxes, self.scores = fg_index, labels, boxes, scores
+
+    def __call__(self, pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt):
+        b, a, nc = pd_scores.shape
+        fg = torch.zeros(b, a, dtype=torch.bool)
+        fg[0, self.fg_index] = True
+        labels = torch.zeros(b, a, dtype=torch.long)
+        labels[0, self.fg_index] = self.labels
+        boxes = torch.zeros(b, a, 4)
+        boxes[0, self.fg_index] = self.boxes
+        scores = torch.zeros(b, a, nc)
+        if self.scores is not None:  # a TAL-like soft target at each positive's class
+            scores[0, self.fg_index, self.labels] = self.scores
+        return labels, boxes, scores, fg, torch.zeros(b, a, dtype=torch.long)
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+def plant(folder, name, age_s):
+    path = folder / name
+    path.write_bytes(b"half a checkpoint")
+    then = time.time() - age_s
+    os.utime(path, (then, then))
+    return path

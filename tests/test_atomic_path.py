@@ -4,29 +4,13 @@ tests/test_train.py::test_a_failed_checkpoint_save_keeps_the_previous_last_pt, a
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 
 import pytest
 
 from yolo_gfl import atomic
 from yolo_gfl.atomic import AtomicWritePath, remove_stale_temps, write_atomic
 
-
-def dead_pid() -> int:
-    """The pid of a process that has exited (and been reaped)."""
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
-def plant(folder, name, age_s):
-    path = folder / name
-    path.write_bytes(b"half a checkpoint")
-    then = time.time() - age_s
-    os.utime(path, (then, then))
-    return path
+from .conftest import dead_pid, plant
 
 
 def test_write_replaces_whole_and_joined_paths_keep_the_behaviour(tmp_path):

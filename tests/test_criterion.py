@@ -2,39 +2,16 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import pytest
 import torch
-from ultralytics.cfg import get_cfg
 from ultralytics.utils.loss import v8DetectionLoss
 from ultralytics.utils.metrics import bbox_iou
 
-from yolo_gfl.configs import load_model_cfg
 from yolo_gfl.criterion import GFLDetectionLoss, iou_aware_targets
 from yolo_gfl.losses import distribution_focal_loss, quality_focal_loss, varifocal_loss
-from yolo_gfl.nn import GFLDetectionModel
 
-
-def make_model(**options):
-    torch.manual_seed(0)
-    cfg = load_model_cfg("yolov8n.yaml")
-    cfg["gfl"] = options
-    cfg["nc"] = 3
-    model = GFLDetectionModel(cfg, verbose=False)
-    model.args = get_cfg()  # Ultralytics' default gains box=7.5, cls=0.5, dfl=1.5
-    return model
-
-
-def make_batch(n_images=2, with_boxes=True):
-    batch = {"img": torch.rand(n_images, 3, 64, 64)}
-    if with_boxes:  # normalised xywh; image 0 has two objects, image 1 one
-        batch["batch_idx"] = torch.tensor([0.0, 0.0, 1.0])
-        batch["cls"] = torch.tensor([[0.0], [2.0], [1.0]])
-        batch["bboxes"] = torch.tensor([[0.3, 0.3, 0.4, 0.5], [0.7, 0.6, 0.3, 0.3], [0.5, 0.5, 0.8, 0.6]])
-    else:
-        batch["batch_idx"], batch["cls"], batch["bboxes"] = torch.zeros(0), torch.zeros(0, 1), torch.zeros(0, 4)
-    return batch
+from .conftest import FixedAssigner, make_batch, make_model
 
 
 def test_iou_aware_targets_hand_example():
@@ -84,26 +61,6 @@ def test_bce_outside_ultralytics_path_is_stock_loss_to_float_rounding():
     flat = {k: torch.cat([g.flatten() for g in v]) for k, v in grads.items()}
     rel = (flat["ours"] - flat["stock"]).norm() / flat["stock"].norm()
     assert rel < 1e-5, f"gradients differ by {rel:.2e} relative: more than float rounding"
-
-
-class FixedAssigner:
-    """Stands in for TAL with a known assignment, so the loss arithmetic can be checked by hand."""
-
-    def __init__(self, fg_index, labels, boxes, scores=None):
-        self.fg_index, self.labels, self.boxes, self.scores = fg_index, labels, boxes, scores
-
-    def __call__(self, pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt):
-        b, a, nc = pd_scores.shape
-        fg = torch.zeros(b, a, dtype=torch.bool)
-        fg[0, self.fg_index] = True
-        labels = torch.zeros(b, a, dtype=torch.long)
-        labels[0, self.fg_index] = self.labels
-        boxes = torch.zeros(b, a, 4)
-        boxes[0, self.fg_index] = self.boxes
-        scores = torch.zeros(b, a, nc)
-        if self.scores is not None:  # a TAL-like soft target at each positive's class
-            scores[0, self.fg_index, self.labels] = self.scores
-        return labels, boxes, scores, fg, torch.zeros(b, a, dtype=torch.long)
 
 
 @pytest.mark.parametrize("cls_loss,quality,cls_norm", [("vfl", False, "pos"), ("qfl", False, "pos"), ("qfl", True, "pos"),

@@ -16,7 +16,7 @@ from yolo_gfl.options import EXPERIMENTAL_OPTIONS, GFLOptionError, validate_opti
 from yolo_gfl.variant import Variant
 
 from .conftest import TINY_TRAIN
-from .test_criterion import FixedAssigner, make_batch, make_model
+from .conftest import FixedAssigner, make_batch, make_model
 
 
 class RecordingAssigner(FixedAssigner):

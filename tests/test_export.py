@@ -11,22 +11,16 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import cv2
 import numpy as np
 import pytest
 import torch
-from ultralytics.data.augment import LetterBox
 
 from yolo_gfl import YOLOGFL
 
+from .conftest import ATOL, letterboxed
+
 pytestmark = pytest.mark.slow
 
-ATOL = 1e-3  # absolute, on boxes in pixels (imgsz 96) and scores in [0, 1]; float32 kernels differ in summation order
-
-
-def letterboxed(paths, size):
-    imgs = [LetterBox((size, size), auto=False)(image=cv2.imread(p))[..., ::-1] for p in paths]
-    return np.ascontiguousarray(np.stack(imgs).transpose(0, 3, 1, 2), dtype=np.float32) / 255
 
 
 @pytest.mark.parametrize("variant", ["gfl", "qfl", "vfl"])

@@ -20,13 +20,7 @@ from yolo_gfl.engine.inference import (
     split_inference_options,
 )
 
-
-def xywh_preds(boxes_xyxy, scores):
-    """(1, 4 + nc, N) model output from xyxy boxes (N, 4) and class scores (N, nc)."""
-    b = torch.tensor(boxes_xyxy, dtype=torch.float32)
-    xywh = torch.cat(((b[:, :2] + b[:, 2:]) / 2, b[:, 2:] - b[:, :2]), 1)
-    return torch.cat((xywh, torch.tensor(scores, dtype=torch.float32)), 1).T.unsqueeze(0)
-
+from .conftest import xywh_preds
 
 # Two boxes of one class overlapping with IoU 1/3 (intersection 50, union 150), and a far box of the other class.
 BOXES = [[0, 0, 10, 10], [5, 0, 15, 10], [50, 50, 60, 60]]
@@ -113,7 +107,7 @@ def test_options_checks_and_paper_settings():
 @pytest.fixture(scope="module")
 def real_output(stock_pt, val_images):
     """Raw (B, 84, A) output of stock yolov8n on real images at 160 px, and the input size."""
-    from .test_export import letterboxed
+    from .conftest import letterboxed
 
     model = YOLO(stock_pt).model.float().fuse().eval()
     x = torch.from_numpy(letterboxed(val_images, 160))

@@ -18,7 +18,7 @@ from yolo_gfl import YOLOGFL
 from yolo_gfl.nn import GFLDetect, GFLDetectionModel
 
 from .conftest import TINY_TRAIN
-from .test_atomic_path import dead_pid, plant
+from .conftest import dead_pid, plant
 
 pytestmark = pytest.mark.slow
 

@@ -43,6 +43,7 @@ def test_detections_after_transfer_match_stock(stock_pt, val_images):
     assert compared >= 5
 
 
+@pytest.mark.slow
 def test_train_with_pretrained_logs_transfer(tmp_path, stock_pt, coco128_yaml, capfd):
     from ultralytics.utils import LOGGER
 

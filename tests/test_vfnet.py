@@ -455,7 +455,7 @@ def test_export_matches_pytorch_on_real_images(fmt, vfnet_run, val_images, tmp_p
     file gives PyTorch's outputs on real images."""
     if fmt == "openvino":
         pytest.importorskip("openvino", reason="OpenVINO export needs the openvino package (pip install .[export])")
-    from .test_export import ATOL, letterboxed
+    from .conftest import ATOL, letterboxed
 
     best = tmp_path / "best.pt"  # exports land beside the checkpoint: keep them out of the shared run folder
     best.write_bytes((vfnet_run / "weights" / "best.pt").read_bytes())

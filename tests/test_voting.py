@@ -17,7 +17,7 @@ from yolo_gfl.engine.inference import (
 )
 from yolo_gfl.nms import VOTE_SIGMA, pairwise_iou, vote_boxes
 
-from .test_inference_settings import xywh_preds
+from .conftest import xywh_preds
 
 
 # ---------------------------------------------------------------------------------------------- the pure function

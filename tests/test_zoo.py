@@ -41,6 +41,7 @@ def mtimes(folder: Path) -> dict[str, int]:
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow
 def test_tiny_zoo_writes_table_csv_and_plots(zoo):
     folder, rows = zoo
     with open(folder / "zoo.csv") as f:
@@ -83,6 +84,7 @@ def test_tiny_zoo_writes_table_csv_and_plots(zoo):
     assert default_models()[:4] == ["yolov8n.yaml", "yolov8n-vfl.yaml", "yolov8n-qfl.yaml", "yolov8n-gfl.yaml"]
 
 
+@pytest.mark.slow
 def test_resume_redoes_only_the_missing_cell(zoo, data, tmp_path, capsys):
     folder = tmp_path / "tiny"
     shutil.copytree(zoo[0], folder)
@@ -105,6 +107,7 @@ def test_resume_redoes_only_the_missing_cell(zoo, data, tmp_path, capsys):
         assert len(list(csv.DictReader(f))) == 2
 
 
+@pytest.mark.slow
 def test_interrupted_training_resumes_from_last_pt(data, tmp_path):
     """A cell killed after its first of two epochs continues from last.pt instead of starting over."""
     from yolo_gfl import YOLOGFL
@@ -130,6 +133,7 @@ def test_interrupted_training_resumes_from_last_pt(data, tmp_path):
     assert rows[0]["epochs"] == 2
 
 
+@pytest.mark.slow
 def test_eval_only_compares_checkpoints(zoo, data, tmp_path):
     folder, trained_rows = zoo
     weights = [r["weights"] for r in trained_rows]
@@ -144,6 +148,7 @@ def test_eval_only_compares_checkpoints(zoo, data, tmp_path):
     assert (tmp_path / "eval" / "zoo.md").exists()
 
 
+@pytest.mark.slow
 def test_parallel_cells_give_the_serial_figures(zoo, data, tmp_path, capsys):
     """jobs=2 runs both cells at once, each in its own process; seeded and deterministic, they score as jobs=1 did."""
     rows = run_zoo(models=MODELS, data=data, seeds=0, project=tmp_path, name="par", jobs=2, **TINY)
@@ -160,6 +165,7 @@ def test_parallel_cells_give_the_serial_figures(zoo, data, tmp_path, capsys):
         run_zoo(models=MODELS, data=data, seeds=0, project=tmp_path, name="bad", jobs=0, **TINY)
 
 
+@pytest.mark.slow
 def test_parallel_cells_find_the_label_caches_built(tmp_path, monkeypatch):
     """With jobs=2 the driver scans a fresh data set's labels before any cell starts: two cells building the same
     label cache at once race, and one stops (FileNotFoundError in Ultralytics' save_dataset_cache_file)."""
@@ -183,6 +189,7 @@ class _Exited:
         return 1
 
 
+@pytest.mark.slow
 def test_bad_requests_fail_up_front(zoo, data, tmp_path):
     folder = zoo[0]
     with pytest.raises(ZooError, match="other settings"):  # same folder, other schedule: refuse to mix the two
