@@ -192,3 +192,13 @@ def plant(folder, name, age_s):
     then = time.time() - age_s
     os.utime(path, (then, then))
     return path
+
+
+def load_module(name: str, path: Path):
+    """A Python file that is not part of a package (docs/build.py, a fixture script), loaded as module ``name``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -5,7 +5,6 @@ first training also runs, at tiny settings), and imports point down the package'
 from __future__ import annotations
 
 import ast
-import importlib.util
 import re
 import shlex
 import shutil
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, YOLOV8N_PT
+from tests.conftest import ROOT, YOLOV8N_PT, load_module
 from yolo_gfl import cli
 from yolo_gfl.options import EXPERIMENTAL_OPTIONS, OPTIONS
 
@@ -30,10 +29,7 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 
 
 def _build_module():
-    spec = importlib.util.spec_from_file_location("docs_build", DOCS / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("docs_build", DOCS / "build.py")
 
 
 def _slug(heading: str) -> str:

@@ -5,7 +5,6 @@ the committed records' cells) are unchanged. The reference figures were made by 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
@@ -16,7 +15,7 @@ from yolo_gfl.configs import load_model_cfg
 from yolo_gfl.options import GFLOptionError
 from yolo_gfl.variant import Variant
 
-from .conftest import ROOT, SHARED
+from .conftest import ROOT, SHARED, load_module
 
 DATA = ROOT / "tests" / "data" / "v020"
 REFERENCE = json.loads((DATA / "reference.json").read_text())["configs"]
@@ -25,10 +24,7 @@ WITH_LOSS = [name for name, ref in REFERENCE.items() if "loss_items" in ref]
 
 def fixtures():
     """make_fixtures.py's seeded predictions and fixed batch (plain tensor code, the same in any version)."""
-    spec = importlib.util.spec_from_file_location("v020_fixtures", DATA / "make_fixtures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("v020_fixtures", DATA / "make_fixtures.py")
 
 
 def config(name: str) -> str:
