@@ -69,6 +69,8 @@ def predict_overhead(weights: str, images: str, imgsz: int, runs: int, device: s
     """Per-image ``YOLOGFL.predict`` time of each inference mode, interleaved; prints medians and ratios to hard."""
     from pathlib import Path
 
+    import cv2
+
     from yolo_gfl import YOLOGFL
     from yolo_gfl.engine.inference import INFERENCE_MODES, InferenceOptionError, QualityTap
 
@@ -93,13 +95,39 @@ def predict_overhead(weights: str, images: str, imgsz: int, runs: int, device: s
             results = model.predict(files, **kw, **INFERENCE_MODES[mode])
             per_image[mode].append((time.perf_counter() - t) * 1000 / len(files))
             boxes[mode] = sum(len(r.boxes) for r in results)
+    # The NMS step alone, on the raw outputs of the same images (predict's conf 0.25 and val's 0.001): what voting adds
+    # in milliseconds, which the whole predict call's noise can hide.
+    from yolo_gfl.engine.inference import postprocess_detections
+
+    predictor = model.predictor
+    raw, quality = [], []
+    tap = QualityTap(predictor.model, "quality") if "vote-quality" in modes else None
+    for f in files:
+        im = predictor.preprocess([cv2.imread(f)])
+        with torch.no_grad():
+            out = predictor.model(im)
+        raw.append(out[0] if isinstance(out, (list, tuple)) else out)
+        quality.append(tap.take() if tap else None)
+    if tap:
+        tap.close()
+    nms_ms = {(m, c): [] for m in modes for c in (0.25, 0.001)}
+    for _ in range(runs):
+        for (mode, conf), times in nms_ms.items():
+            options = INFERENCE_MODES[mode]
+            t = time.perf_counter()
+            for pred, q in zip(raw, quality):
+                postprocess_detections(pred, conf=conf, iou=0.7, max_det=300, multi_label=conf < 0.25,
+                                       quality=q if options.get("vote_weight") else None, **options)
+            times.append((time.perf_counter() - t) * 1000 / len(raw))
     base = statistics.median(per_image["hard"])
     print(f"\n{Path(weights).name}: YOLOGFL.predict at {imgsz} px on {device}, {len(files)} images, "
           f"{torch.get_num_threads()} threads, median of {runs} interleaved rounds")
-    print(f"{'mode':14}{'ms / image':>12}{'ratio to hard':>16}{'detections':>12}")
+    print(f"{'mode':14}{'ms / image':>12}{'ratio to hard':>16}{'detections':>12}{'NMS ms (conf .25)':>20}"
+          f"{'NMS ms (conf .001)':>20}")
     for mode in modes:
         med = statistics.median(per_image[mode])
-        print(f"{mode:14}{med:>12.1f}{med / base:>16.3f}{boxes[mode]:>12}")
+        print(f"{mode:14}{med:>12.1f}{med / base:>16.3f}{boxes[mode]:>12}"
+              f"{statistics.median(nms_ms[(mode, 0.25)]):>20.2f}{statistics.median(nms_ms[(mode, 0.001)]):>20.2f}")
 
 
 def main() -> None:
