@@ -119,3 +119,15 @@ def test_shipped_configs_resolve_to_their_papers_variants():
     for family in ("yolov8n", "yolo11n"):
         for name, variant in expected.items():
             assert Variant.resolve(load_model_cfg(f"{family}-{name}.yaml")["gfl"]) == variant, (family, name)
+
+
+@pytest.mark.parametrize("name, scale", [("yolov8n.yaml", "n"), ("yolov8n-gfl.yaml", "n"), ("yolo11s.yaml", "s")])
+def test_a_folder_named_like_a_config_does_not_shadow_it(tmp_path, name, scale):
+    """A run folder named after its model (``name=yolov8n.yaml``) sits in the working directory; the bare config name
+    must still read the packaged YAML, not fail on the folder."""
+    from yolo_gfl.configs import load_model_cfg
+
+    (tmp_path / name).mkdir()  # conftest runs each test in tmp_path
+    cfg = load_model_cfg(name)
+    assert cfg["scale"] == scale
+    assert cfg["backbone"] and cfg["head"]

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from ultralytics.nn.tasks import guess_model_scale, yaml_model_load
+from ultralytics.utils import ROOT as ULTRALYTICS_ROOT
 from ultralytics.utils import YAML
 from ultralytics.utils.checks import check_yaml
 
@@ -35,11 +36,22 @@ def model_cfg_names() -> list[str]:
 def resolve_model_cfg(cfg: str | Path) -> str:
     """Map a bare yolo_gfl config name to its path in ``CFG_DIR`` (keeping the scale letter); other names unchanged."""
     path = Path(cfg)
-    if path.exists() or path.suffix not in {".yaml", ".yml"} or len(path.parts) > 1:
+    if path.is_file() or path.suffix not in {".yaml", ".yml"} or len(path.parts) > 1:
         return str(cfg)
     if (CFG_DIR / path.name).exists() or (CFG_DIR / _unscaled(path.name)).exists():
         return str(CFG_DIR / path.name)  # may not exist itself: the unscaled file serves every scale
+    if path.exists():  # a folder named like the config, e.g. a run folder named after its model, would shadow it
+        return _ultralytics_cfg(path.name) or str(cfg)
     return str(cfg)
+
+
+def _ultralytics_cfg(name: str) -> str | None:
+    """Ultralytics' own config of a bare name, as a full path in its package (scale letter kept), or None."""
+    for candidate in (name, _unscaled(name)):
+        found = sorted((ULTRALYTICS_ROOT / "cfg").rglob(candidate))
+        if found:
+            return str(found[0].parent / name)
+    return None
 
 
 def model_cfg_file(cfg: str | Path) -> Path | None:
