@@ -442,7 +442,7 @@ def exported_outputs(fmt: str, exported: str, x: np.ndarray) -> np.ndarray:
     from pathlib import Path
 
     # float32, as the exported graph is checked and not the runtime's arithmetic: on CPUs with bf16 units (Intel AMX)
-    # OpenVINO's default is bf16, which moves boxes by a tenth of a pixel (yolo_gfl.export.openvino_in_f32)
+    # OpenVINO's default is bf16, which moves boxes by a tenth of a pixel (benchmarks/export_check.py, openvino_in_f32)
     compiled = ov.Core().compile_model(next(Path(exported).glob("*.xml")), "CPU",
                                        {"INFERENCE_PRECISION_HINT": ov.Type.f32})
     return np.concatenate([compiled(xi[None])[0] for xi in x])  # exported with a fixed batch of 1

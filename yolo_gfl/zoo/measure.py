@@ -60,7 +60,7 @@ def cpu_name(cpuinfo: str) -> str | None:
     """The first CPU's model name from /proc/cpuinfo text, with its family and model numbers where given.
 
     The numbers tell CPU generations apart that share a name: two machines that both call themselves "AMD EPYC" trained
-    the same cell to different figures (docs/real_data.md, "One seed, one start")."""
+    the same cell to different figures (docs/lab/noise_floor.md, "One seed, one start")."""
     fields: dict[str, str] = {}
     for line in cpuinfo.splitlines():
         if not line.strip():
