@@ -157,6 +157,27 @@ def test_quality_weights_need_the_quality_and_use_it():
     torch.testing.assert_close(by_class, j_over_i)
 
 
+def test_overlap_weights_ignore_the_scores():
+    """vote_weight=overlap: every voter weighs 1, so the voted box is the overlap-weighted mean whatever the scores,
+    on any checkpoint (no quality needed); hand-computed on one cluster."""
+    kept = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 12.0]])
+    sigma = 0.5
+    p = torch.tensor([1.0, math.exp(-(1 - 100 / 120) ** 2 / sigma)])
+    got = vote_boxes(kept, torch.zeros(1), boxes, torch.ones(2), torch.zeros(2), 0.5, sigma)
+    torch.testing.assert_close(got[0], (p[:, None] * boxes).sum(0) / p.sum())
+    preds = random_output(1, batch=1)
+    kw = dict(conf=0.05, iou=0.5, max_det=50, nms="vote")
+    by_overlap = postprocess_detections(preds, vote_weight="overlap", **kw)[0]
+    by_score = postprocess_detections(preds, **kw)[0]
+    torch.testing.assert_close(by_overlap[:, 4:], by_score[:, 4:])  # the same detections, classes and scores
+    assert not torch.allclose(by_overlap[:, :4], by_score[:, :4])
+    flat = preds.clone()  # every candidate's score the same: score weights are then overlap weights
+    flat[:, 4:] = torch.where(preds[:, 4:] > 0.05, 0.5, preds[:, 4:])
+    torch.testing.assert_close(postprocess_detections(flat, vote_weight="overlap", **kw)[0][:, :4],
+                               postprocess_detections(flat, **kw)[0][:, :4])
+
+
 def test_option_checks():
     assert check_inference_options({"nms": "vote"})["vote_sigma"] == VOTE_SIGMA
     out = check_inference_options({"nms": "vote", "vote_sigma": 0.1, "vote_weight": "Quality", "vote_iou": 0.01})
@@ -164,7 +185,7 @@ def test_option_checks():
     for bad, words in (
         ({"nms": "vote", "vote_sigma": 0}, ["vote_sigma", "(0, 10]"]),
         ({"nms": "vote", "vote_sigma": "wide"}, ["vote_sigma"]),
-        ({"nms": "vote", "vote_weight": "iou"}, ["vote_weight", "score | class | quality"]),
+        ({"nms": "vote", "vote_weight": "iou"}, ["vote_weight", "score | class | quality | overlap"]),
         ({"nms": "vote", "vote_iou": 1.5}, ["vote_iou"]),
         ({"vote_sigma": 0.1}, ["nms=vote"]),
     ):
@@ -195,7 +216,8 @@ def test_val_and_predict_with_vote_on_stock_and_gfl(stock_pt, coco128_yaml, val_
     with pytest.raises(InferenceOptionError, match="quality branch"):
         stock.val(nms="vote", vote_weight="quality", **kw)
     gfl = YOLOGFL(str(trained("gfl") / "weights" / "last.pt"))
-    for weight in ("score", "class", "quality"):
+    assert stock.val(nms="vote", vote_weight="overlap", **kw).box.map > 0  # no quality branch needed
+    for weight in ("score", "class", "quality", "overlap"):
         assert gfl.val(nms="vote", vote_weight=weight, **kw).box.map >= 0
     pkw = dict(imgsz=128, conf=0.1, device="cpu", verbose=False)
     plain, voted = stock.predict(val_images, **pkw), stock.predict(val_images, nms="vote", **pkw)

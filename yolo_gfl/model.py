@@ -12,7 +12,7 @@ from ultralytics.engine.model import Model
 from .configs import resolve_model_cfg
 from .data import resolve_data
 from .engine import GFLPredictor, GFLTrainer, GFLValidator
-from .engine.inference import QualityTap, check_inference_options, split_inference_options
+from .engine.inference import QualityTap, check_inference_options, reads_quality, split_inference_options
 from .engine.validator import EVAL_OPTIONS
 from .nn.model import build_detection_model
 from .options import split_options
@@ -80,7 +80,7 @@ class YOLOGFL(Model):
     def _check_quality_votes(self, inference: dict[str, Any]) -> None:
         """Votes weighed by C or I alone need this model's quality branch: refused before anything starts otherwise
         (a stock model, or an exported one, whose head is not at hand)."""
-        if inference["nms"] == "vote" and inference["vote_weight"] != "score":
+        if reads_quality(inference):
             QualityTap(self.model, inference["vote_weight"]).close()
 
     def predict(self, source=None, stream: bool = False, predictor=None, **kwargs: Any):

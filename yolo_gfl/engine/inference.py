@@ -19,6 +19,8 @@ these are val/predict options beside Ultralytics' own ``conf``, ``iou`` and ``ma
   - ``vote_weight``: what ``w_i`` is. ``score`` (default): the detection score, J = C x I for a model with a quality
     branch (GFLv2), sigmoid(C) otherwise, so it works on any detection checkpoint, stock or exported; ``class``: C
     alone; ``quality``: the quality I alone (both need a quality branch, read from the PyTorch model's head);
+    ``overlap``: w_i = 1, the overlap term alone, so no score weighs (any checkpoint): the control that tells whether
+    a score's weighting adds anything to the cluster's geometry;
   - ``vote_iou``: unset (default), the clusters are hard NMS's own at ``iou``; a number t: every candidate of the class
     overlapping the kept box by more than t votes for it, so a candidate may vote for several kept boxes (PAA's code
     votes with all candidates above IoU 0.01).
@@ -48,6 +50,8 @@ __all__ = [
     "INFERENCE_OPTIONS",
     "InferenceOptionError",
     "INFERENCE_MODES",
+    "QUALITY_VOTE_WEIGHTS",
+    "reads_quality",
     "resolve_modes",
     "QualityTap",
     "detect_head",
@@ -62,7 +66,8 @@ __all__ = [
 
 INFERENCE_OPTIONS = ("nms", "pre_nms_topk", "soft_sigma", "vote_sigma", "vote_weight", "vote_iou", "paper")
 NMS_KINDS = ("hard", "soft", "vote")
-VOTE_WEIGHTS = ("score", "class", "quality")
+VOTE_WEIGHTS = ("score", "class", "quality", "overlap")
+QUALITY_VOTE_WEIGHTS = ("class", "quality")  # read the quality branch's I (QualityTap)
 VOTE_OPTIONS = ("vote_sigma", "vote_weight", "vote_iou")
 PAPER_SETTINGS: dict[str, Any] = {"conf": 0.05, "iou": 0.6, "max_det": 100, "pre_nms_topk": 1000}
 DEFAULT_INFERENCE: dict[str, Any] = {"nms": "hard", "pre_nms_topk": None, "soft_sigma": 0.5, "vote_sigma": VOTE_SIGMA,
@@ -77,6 +82,7 @@ INFERENCE_MODES: dict[str, dict[str, Any]] = {
     "vote": {"nms": "vote"},
     "vote-class": {"nms": "vote", "vote_weight": "class"},
     "vote-quality": {"nms": "vote", "vote_weight": "quality"},
+    "vote-overlap": {"nms": "vote", "vote_weight": "overlap"},
 }
 
 
@@ -194,6 +200,11 @@ def resolve_modes(modes: Any) -> dict[str, dict[str, Any]]:
     return named
 
 
+def reads_quality(options: dict[str, Any]) -> bool:
+    """Whether checked inference options vote with C or I alone, which the quality branch's I must be tapped for."""
+    return options["nms"] == "vote" and options["vote_weight"] in QUALITY_VOTE_WEIGHTS
+
+
 def head_strides(model: Any) -> list[float]:
     """Strides of the detection levels of ``model``; an exported model gets YOLOv8's P3-P5 strides (8, 16, 32)."""
     head = detect_head(model)
@@ -291,13 +302,15 @@ def _vote_image(
     max_nms: int, sigma: float, weight: str, vote_iou: float | None, quality_power: float,
 ) -> torch.Tensor:
     """Hard NMS as Ultralytics runs it, then score voting within each kept box's cluster, on one image's
-    (A, 4 + nc + extra) rows; with ``weight`` class or quality the last extra channel is the quality I (dropped from
+    (A, 4 + nc + extra) rows; with ``weight`` in QUALITY_VOTE_WEIGHTS the last extra channel is the quality I (dropped from
     the output). Returns (K, 6 + extra) rows: Ultralytics' detections with the voted boxes."""
     rows = _candidate_rows(x, nc, conf, classes, multi_label, max_nms)
     group = torch.zeros_like(rows[:, 5]) if agnostic else rows[:, 5]
     keep = torchvision.ops.nms(rows[:, :4] + group[:, None] * MAX_WH, rows[:, 4], iou)[:max_det]
     if weight == "score":
         w = rows[:, 4]
+    elif weight == "overlap":
+        w = torch.ones_like(rows[:, 4])
     else:
         quality = rows[:, -1].float().clamp(min=torch.finfo(torch.float32).tiny)
         w = quality if weight == "quality" else rows[:, 4].float() / quality**quality_power
@@ -350,8 +363,7 @@ def postprocess_detections(
     """
     pred = preds[0] if isinstance(preds, (list, tuple)) else preds
     nc = nc or pred.shape[1] - 4
-    weighs_by_quality = nms == "vote" and vote_weight != "score"
-    if weighs_by_quality:
+    if nms == "vote" and vote_weight in QUALITY_VOTE_WEIGHTS:
         if quality is None:
             raise InferenceOptionError(f"vote_weight={vote_weight} needs the quality I of the forward pass (QualityTap).")
         pred = torch.cat((pred, quality.to(pred.dtype)), 1)  # an extra channel, carried through the per-level cap

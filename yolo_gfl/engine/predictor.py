@@ -22,6 +22,7 @@ from .inference import (
     head_strides,
     level_sizes,
     postprocess_detections,
+    reads_quality,
 )
 
 __all__ = ["GFLPredictor"]
@@ -47,7 +48,7 @@ class GFLPredictor(DetectionPredictor):
     def inference(self, im, *args, **kwargs):
         """The forward pass; with ``vote_weight=class|quality`` the quality branch's I is kept for the votes."""
         options = self.inference_options
-        wants_quality = options["nms"] == "vote" and options["vote_weight"] != "score"
+        wants_quality = reads_quality(options)
         if wants_quality and self._tap is None:
             self._tap = QualityTap(self.model, options["vote_weight"])
         elif not wants_quality and self._tap is not None:

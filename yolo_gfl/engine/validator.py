@@ -26,7 +26,8 @@ from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.utils import LOGGER, ops
 
 from ..eval import assign_image_ids, calibration_report, coco_evaluate, collect_pairs, detections_to_coco, yolo_to_coco
-from .inference import QualityTap, check_inference_options, head_strides, level_sizes, postprocess_detections
+from .inference import QualityTap, check_inference_options, head_strides, level_sizes, postprocess_detections, \
+    reads_quality
 
 __all__ = ["GFLValidator", "EVAL_OPTIONS"]
 
@@ -59,7 +60,7 @@ class GFLValidator(DetectionValidator):
         self._strides = head_strides(model)  # for the per-level pre-NMS cap
         options = self.inference_options
         self._tap = None
-        if not self.training and options["nms"] == "vote" and options["vote_weight"] != "score":
+        if not self.training and reads_quality(options):
             self._tap = QualityTap(model, options["vote_weight"])  # C or I alone weigh the votes
         self._images: list[str] = []
         self._dets: list[np.ndarray] = []  # per image (N, 6) x1 y1 x2 y2 score cls, original pixels
