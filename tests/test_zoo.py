@@ -260,3 +260,36 @@ def test_weights_and_modes_are_checked_and_carried_by_each_cell(data):
         request(modes="hard,fast")
     with pytest.raises(ZooError, match="vote_sigma"):
         request(modes={"wide": {"nms": "vote", "vote_sigma": -1}})
+
+
+@pytest.mark.slow
+def test_modes_asked_for_later_are_evaluated_on_the_finished_weights(zoo, data, tmp_path, capsys):
+    """Rerun with more ``modes=``: each finished cell gets only the new modes, from its weights, and trains nothing;
+    a mode it has under the same name but other options is a clash, refused."""
+    folder = tmp_path / "tiny"
+    shutil.copytree(zoo[0], folder)
+    def cells() -> list[dict]:
+        return [json.loads((folder / "cells" / f"{k}.json").read_text()) for k in KEYS]
+
+    run_zoo(models=MODELS, data=data, seeds=0, project=tmp_path, name="tiny", modes="hard", **TINY)
+    first = cells()  # the fixture's cells had no modes: "hard" was added to each
+    assert all(set(c["inference"]) == {"hard"} for c in first)
+    weights = {k: (folder / "cells" / k / "train" / "weights" / "last.pt") for k in KEYS}
+    trained = {k: w.stat().st_mtime_ns for k, w in weights.items()}
+    capsys.readouterr()
+    rows = run_zoo(models=MODELS, data=data, seeds=0, project=tmp_path, name="tiny", modes="hard,vote-overlap",
+                   **TINY)
+    out = capsys.readouterr().out
+    assert all(f"{k}: evaluating vote-overlap on its weights (not trained again)" in out for k in KEYS), out
+    assert {k: w.stat().st_mtime_ns for k, w in weights.items()} == trained
+    for row, cell, before in zip(rows, cells(), first):
+        assert set(cell["inference"]) == {"hard", "vote-overlap"}
+        assert cell["inference"]["hard"] == before["inference"]["hard"]  # kept, not evaluated again
+        assert row["mAP50-95"] == before["mAP50-95"] and cell["finished_at"] == before["finished_at"]
+        assert set(cell["spec"]["inference_modes"]) == {"hard", "vote-overlap"}
+    capsys.readouterr()
+    run_zoo(models=MODELS, data=data, seeds=0, project=tmp_path, name="tiny", modes="hard,vote-overlap", **TINY)
+    assert "evaluating" not in capsys.readouterr().out  # nothing left to add
+    with pytest.raises(ZooError, match="inference mode hard"):
+        run_zoo(models=MODELS, data=data, seeds=0, project=tmp_path, name="tiny",
+                modes={"hard": {"nms": "soft"}}, **TINY)

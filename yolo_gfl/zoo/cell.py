@@ -76,21 +76,58 @@ def evaluate_modes(model, spec: dict[str, Any], cell_dir: Path, val_args: dict[s
     return out
 
 
+def _val_args(spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the evaluation's arguments, the training's) from a cell's spec: val/predict-time options go to the first only."""
+    from ..engine.inference import split_inference_options
+
+    inference, args = split_inference_options(dict(spec["args"]))
+    val_args = {**{k: args[k] for k in VAL_KEYS if k in args}, **inference}
+    if not isinstance(val_args.get("batch"), int) or val_args["batch"] < 1:
+        val_args["batch"] = 16  # AutoBatch (-1) or a fraction is a training notion
+    return val_args, args
+
+
+def missing_modes(result: dict[str, Any], modes: dict[str, dict[str, Any]] | None) -> list[str]:
+    """The requested inference modes a finished cell's result has no figures for."""
+    have = result.get("inference") or {}
+    return [name for name in (modes or {}) if name not in have]
+
+
+def add_modes(spec: dict[str, Any]) -> dict[str, Any]:
+    """A finished cell's result with the inference modes of ``spec["inference_modes"]`` it lacks evaluated on its
+    weights, nothing trained again; its other figures stay as they were. Write and return it."""
+    from ..model import YOLOGFL
+
+    out = Path(spec["result"])
+    result = json.loads(out.read_text())
+    weights = Path(result["weights"])
+    if not weights.is_file():
+        raise FileNotFoundError(f"cell {spec['key']}: its weights {weights} are gone, so modes cannot be added; delete "
+                                f"{out} to run the cell again")
+    missing = {k: spec["inference_modes"][k] for k in missing_modes(result, spec["inference_modes"])}
+    val_args, _ = _val_args(spec)
+    added = evaluate_modes(YOLOGFL(str(weights)), {**spec, "inference_modes": missing}, Path(spec["cell_dir"]),
+                           val_args)
+    result["inference"] = {**(result.get("inference") or {}), **added}
+    result["spec"]["inference_modes"] = {**(result["spec"].get("inference_modes") or {}), **missing}
+    write_json(out, jsonable(result))
+    return result
+
+
 def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
-    """Train (unless eval-only) and evaluate one cell, in this process; write and return its result JSON."""
+    """Train (unless eval-only) and evaluate one cell, in this process; write and return its result JSON. With
+    ``spec["add_modes"]`` the cell is finished and only the inference modes it lacks are evaluated (``add_modes``)."""
+    if spec.get("add_modes"):
+        return add_modes(spec)
     import torch
     from ultralytics.utils import __version__ as ultra_version
     from ultralytics.utils.torch_utils import get_flops, get_num_params, select_device
 
     from .. import __version__
-    from ..engine.inference import split_inference_options
     from ..model import YOLOGFL
 
     cell_dir, out = Path(spec["cell_dir"]), Path(spec["result"])
-    inference, args = split_inference_options(dict(spec["args"]))  # val/predict-time options go to the evaluation only
-    val_args = {**{k: args[k] for k in VAL_KEYS if k in args}, **inference}
-    if not isinstance(val_args.get("batch"), int) or val_args["batch"] < 1:
-        val_args["batch"] = 16  # AutoBatch (-1) or a fraction is a training notion
+    val_args, args = _val_args(spec)
     device = select_device(args.get("device", ""), verbose=False)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

@@ -319,9 +319,14 @@ def check_folder(request: ZooRequest, folder: Path) -> None:
     for cell in request.cells:
         done = read_cell(folder / "cells" / f"{cell.key}.json")
         if done is not None and done.get("spec", {}).get("format") == CELL_FORMAT:
-            mine = {k: done["spec"].get(k) for k in cell.spec}
-            if jsonable(mine) != jsonable(cell.spec):
-                diff = sorted(k for k in cell.spec if jsonable(mine.get(k)) != jsonable(cell.spec[k]))
+            # inference modes may be added to a finished cell (evaluated on its weights); a mode it has must agree
+            wanted = {k: v for k, v in cell.spec.items() if k != "inference_modes"}
+            mine = {k: done["spec"].get(k) for k in wanted}
+            diff = sorted(k for k in wanted if jsonable(mine.get(k)) != jsonable(wanted[k]))
+            had = done["spec"].get("inference_modes") or {}
+            diff += [f"inference mode {m}" for m, options in (cell.spec.get("inference_modes") or {}).items()
+                     if m in had and jsonable(had[m]) != jsonable(options)]
+            if diff:
                 stale.append(f"{cell.key} (differs in {diff})")
     if stale:
         raise ZooError(f"{folder} holds cells made with other settings: {'; '.join(stale)}. Use another name= for "

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .cell import missing_modes
 from .measure import measure_speed
 from .records import jsonable, read_cell, write_json
 from .request import Cell, ZooCellError, check_folder, check_request
@@ -97,17 +98,21 @@ def run_zoo(
     pending = list(enumerate(cells, 1))
     running: list[tuple[int, Cell, subprocess.Popen, Any, float]] = []  # (number, cell, process, log file, start)
 
-    def start(i: int, cell: Cell) -> None:
+    def start(i: int, cell: Cell, modes_to_add: list[str] | None = None) -> None:
         result_file = cell_root / f"{cell.key}.json"
         spec = {**cell.spec, "key": cell.key, "label": cell.label, "seed": cell.seed,
                 "latency_runs": req.latency_runs, "throughput_batch": req.throughput_batch,
                 "concurrent_cells": req.jobs, "cell_dir": str(cell_root / cell.key), "result": str(result_file)}
         spec_file = cell_root / f"{cell.key}.spec.json"
+        if modes_to_add:
+            spec["add_modes"] = True
+            spec_file = cell_root / f"{cell.key}.add_modes.json"  # the cell's own spec stays as it ran
         write_json(spec_file, spec)
         log = cell_root / f"{cell.key}.log"
         if verbose:
-            print(f"[zoo] {i}/{len(cells)} {cell.key}: {'evaluating' if req.eval_only else 'training'} (log: {log})",
-                  flush=True)
+            doing = (f"evaluating {', '.join(modes_to_add)} on its weights (not trained again)" if modes_to_add
+                     else "evaluating" if req.eval_only else "training")
+            print(f"[zoo] {i}/{len(cells)} {cell.key}: {doing} (log: {log})", flush=True)
         f = open(log, "a")
         f.write(f"\n===== {datetime.now().astimezone().isoformat(timespec='seconds')} cell {cell.key}\n")
         f.flush()
@@ -133,7 +138,11 @@ def run_zoo(
         while pending or running:
             while pending and len(running) < req.jobs:
                 i, cell = pending.pop(0)
-                if read_cell(cell_root / f"{cell.key}.json") is not None:
+                done = read_cell(cell_root / f"{cell.key}.json")
+                if done is not None and missing_modes(done, req.modes):
+                    start(i, cell, missing_modes(done, req.modes))  # modes asked for since it ran
+                    continue
+                if done is not None:
                     if verbose:
                         print(f"[zoo] {i}/{len(cells)} {cell.key}: done before, kept "
                               f"({cell_root / f'{cell.key}.json'})", flush=True)
