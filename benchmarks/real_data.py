@@ -58,11 +58,13 @@ from benchmarks.record.settings import (  # noqa: E402
     weights_for,
 )
 from benchmarks.record.store import (  # noqa: E402
+    add_zoo_modes,
     config_digest,
     copies_without_source,
     digest,
     edited_config_cells,
     load_record,
+    models_lacking_modes,
     recipe_digest,
     recipe_twins,
     record_cell,
@@ -165,6 +167,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             take_same_recipe_cells(record, d, setting, models, configs, recipes, seeds)
         have = {(c["model"], c["seed"]) for c in record["cells"] if c["data"] == d}
         todo = [m for m in models if any((Path(m).stem, s) not in have for s in seeds)]
+        lacking, notes = models_lacking_modes(record, d, seeds, modes, project / zoo_name / "cells")
+        for note in notes:
+            print(f"== {d}: {note}", flush=True)
+        todo += [m for m in models if Path(m).stem in lacking and m not in todo]  # the zoo adds the modes only
         if not args.retrain_same_recipe:  # two requested configs with one recipe: train it once, copy it after
             twins = recipe_twins(todo)
             for stem, source in twins.items():
@@ -200,6 +206,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             record["cells"].append(record_cell(d, setting, {**full, **row}, configs[row["model"]],
                                                recipes[row["model"]]))
             have.add((row["model"], row["seed"]))
+        if add_zoo_modes(record, d, cell_dir):
+            print(f"== {d}: inference modes added to recorded cells from their weights", flush=True)
         if not args.retrain_same_recipe:  # the twins of the models just trained
             take_same_recipe_cells(record, d, setting, models, configs, recipes, seeds)
         save_record(record, record_path)  # after every data set

@@ -368,9 +368,42 @@ def test_inference_modes_and_learning_curves_end_to_end(coco128_yaml, tmp_path, 
     md = (tmp_path / "rec.md").read_text()
     assert "Inference modes: each model x mode against stock with hard NMS" in md
     assert "| yolov8n-gfl | vote-quality | 1 |" in md and "Learning curves" in md
+    # a mode asked for later is evaluated on the recorded cells' weights, nothing trained again
+    capsys.readouterr()
+    assert real_data.main(_tiny(tmp_path, "--models", "yolov8n.yaml,yolov8n-gfl.yaml", "--epochs", "2", "--curves",
+                                "--modes", "hard,vote,vote-quality,vote-overlap")) == 0
+    out = capsys.readouterr().out
+    assert "evaluating vote-overlap on its weights (not trained again)" in out and "-s0: training" not in out
+    again = json.loads((tmp_path / "rec.json").read_text())["cells"]
+    for before, after in zip((stock, gfl), again):
+        assert after["finished_at"] == before["finished_at"] and after["curve"] == before["curve"]
+        assert after["inference"]["hard"] == before["inference"]["hard"]
+        assert 0 < after["inference"]["vote-overlap"]["mAP50-95"] <= 1  # stock too: no quality branch needed
+    assert "| yolov8n | vote-overlap | 1 |" in (tmp_path / "rec.md").read_text()
     # refused, before anything runs: an unknown mode; a record made with curves asked without them
     capsys.readouterr()
     assert real_data.main(_tiny(tmp_path, "--curves", "--modes", "hard,fast")) == 2
     assert "unknown mode(s) ['fast']" in capsys.readouterr().err
     assert real_data.main(_tiny(tmp_path, "--modes", "hard")) == 2
     assert "made with other settings" in capsys.readouterr().err
+
+
+def test_voting_gain_against_stocks_same_mode_by_hand():
+    """The gain table pairs a model's gain from a mode with stock's gain from the same mode where stock serves it,
+    else from stock's score-weighted ``vote``; stock's own modes are set against its ``vote``."""
+    from benchmarks.record.tables import inference_tables
+
+    def cell(model, seed, **modes):
+        return {"data": "chess", "model": model, "seed": seed, "mAP50-95": modes["hard"],
+                "inference": {k.replace("_", "-"): {"mAP50-95": v, "AP75": v} for k, v in modes.items()}}
+
+    cells = [cell("yolov8n", s, hard=0.50, vote=0.52, vote_overlap=0.53) for s in (0, 1)]
+    cells += [cell("yolov8n-gfl", s, hard=0.50, vote=0.51, vote_quality=0.55, vote_overlap=0.54) for s in (0, 1)]
+    setting = {"digest": "d", "epochs": 1, "imgsz": 64, "batch": 16, "train_images": None}
+    md = inference_tables({"stock": "yolov8n.yaml", "datasets": {"chess": setting}, "cells": cells})
+    table = md[md.index("gain more from voting"):].split("\n\n")[2]
+    gains = {tuple(r.split(" | ")[:3]): r.split(" | ")[3] for r in table.splitlines()[2:]}
+    assert gains[("| yolov8n", "vote-overlap", "vote")].startswith("+1.00")  # 3 points against stock's 2
+    assert gains[("| yolov8n-gfl", "vote-overlap", "vote-overlap")].startswith("+1.00")  # 4 against stock's 3
+    assert gains[("| yolov8n-gfl", "vote-quality", "vote")].startswith("+3.00")  # 5 against stock's vote, 2
+    assert gains[("| yolov8n-gfl", "vote", "vote")].startswith("-1.00")

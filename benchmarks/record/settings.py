@@ -51,7 +51,7 @@ RESEARCH_MODES: dict[str, dict[str, Any]] = {
     "vote-paa": {"nms": "vote", "vote_iou": 0.01},
     "vote-s0.1": {"nms": "vote", "vote_sigma": 0.1},
 }
-DEFAULT_MODES = "hard,soft,vote,vote-class,vote-quality,vote-paa,vote-s0.1"
+DEFAULT_MODES = "hard,soft,vote,vote-class,vote-quality,vote-overlap,vote-paa,vote-s0.1"
 
 
 def inference_modes(text: str | None) -> dict[str, dict[str, Any]] | None:

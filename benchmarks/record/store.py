@@ -181,6 +181,53 @@ def retire_for_remeasure(record: dict[str, Any], data: str, models: set[str], se
     return gone
 
 
+def _zoo_result_of(cell: dict[str, Any], cell_dir: Path) -> dict[str, Any] | None:
+    """The zoo's result file that made this record cell (same ``finished_at``), or None where it is gone or another
+    run's (another machine's folder, a later training)."""
+    try:
+        result = json.loads((cell_dir / f"{cell['model']}-s{cell['seed']}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return result if result.get("finished_at") == cell.get("finished_at") else None
+
+
+def models_lacking_modes(record: dict[str, Any], data: str, seeds: list[int], modes: dict[str, Any] | None,
+                         cell_dir: Path) -> tuple[set[str], list[str]]:
+    """(models, notes): the models (names, no suffix) whose record cells on ``data`` lack a requested inference mode
+    and whose zoo results in ``cell_dir`` are those very cells, every requested seed of them (the zoo runs a model's
+    every seed, and would train again one whose result is gone), so the zoo evaluates the modes on their weights
+    without training; and one note per model that lacks modes but cannot get them here."""
+    lacking: dict[str, list[str]] = {}
+    folder_gone: set[str] = set()
+    for c in record["cells"]:
+        if c["data"] != data or c["seed"] not in seeds or c.get("same_recipe_as"):
+            continue
+        if _zoo_result_of(c, cell_dir) is None:
+            folder_gone.add(c["model"])
+        missing = [m for m in modes or {} if m not in (c.get("inference") or {})]
+        if missing:
+            lacking.setdefault(c["model"], []).extend(missing)
+    notes = [f"{m} lacks {', '.join(sorted(set(lacking[m])))} on some seeds, and the run folder of some of its cells "
+             "is gone or another run's: its cells keep the modes they have" for m in sorted(folder_gone & set(lacking))]
+    return set(lacking) - folder_gone, notes
+
+
+def add_zoo_modes(record: dict[str, Any], data: str, cell_dir: Path) -> int:
+    """Copy into the record's cells on ``data`` the inference modes their own zoo results (same ``finished_at``) hold
+    and they lack; copies of another model's cells (``same_recipe_as``) take them from their source. Returns how many
+    modes were added."""
+    by_key = {(c["model"], c["seed"]): c for c in record["cells"] if c["data"] == data}
+    added = 0
+    for c in by_key.values():
+        source = by_key.get((c.get("same_recipe_as"), c["seed"])) if c.get("same_recipe_as") else c
+        result = _zoo_result_of(source, cell_dir) if source is not None else None
+        new = {k: v for k, v in ((result or {}).get("inference") or {}).items() if k not in (c.get("inference") or {})}
+        if new:
+            c["inference"] = {**(c.get("inference") or {}), **new}
+            added += len(new)
+    return added
+
+
 def _recipe_if_unchanged(model_stem: str, config: str | None) -> str | None:
     """The recipe digest of a record cell's model while its config is the one the cell was made with, else None."""
     path = config_of(model_stem)

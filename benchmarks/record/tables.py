@@ -152,10 +152,11 @@ def inference_tables(record: dict[str, Any]) -> str:
     votes = [mode for mode in modes if mode.startswith("vote")]
     if votes and len(models) > 1:
         out += ["### Does an IoU-aware model gain more from voting than stock does?", "",
-                "Each model's gain (mode - hard, same weights) minus stock's gain (vote - hard) on the same seed; "
-                "stock's gain is from its own `vote` (score-weighted).", "",
-                "| model | mode | " + " | ".join(f"{d}" for d in data_names) + " | mean |",
-                "|---|---|" + "--:|" * (len(data_names) + 1)]
+                "Each model's gain (mode - hard, same weights) minus stock's gain on the same seed, from stock's same "
+                "mode where stock can serve it (C and I alone need a quality branch: there stock's `vote`, "
+                "score-weighted); stock's own rows: each mode's gain against its `vote`.", "",
+                "| model | mode | against stock's | " + " | ".join(f"{d}" for d in data_names) + " | mean |",
+                "|---|---|---|" + "--:|" * (len(data_names) + 1)]
 
         def gain(mode: str, key: str = "mAP50-95") -> Callable[[dict], float | None]:
             def f(c: dict) -> float | None:
@@ -163,12 +164,17 @@ def inference_tables(record: dict[str, Any]) -> str:
                 return None if a is None or b is None else a - b
             return f
 
-        for m in models[1:]:
+        stock_serves = {mode for mode in votes
+                        if any(c["model"] == stock and mode_value(c, mode, "mAP50-95") is not None for c in cells)}
+        for m in models:
             for mode in votes:
-                per = [paired_by_seed(cells, d, m, gain(mode), gain("vote"), record["stock"]) for d in data_names]
+                if m == stock and mode == "vote":
+                    continue
+                ref = mode if m != stock and mode in stock_serves else "vote"
+                per = [paired_by_seed(cells, d, m, gain(mode), gain(ref), record["stock"]) for d in data_names]
                 if all(n == 0 for _, _, n in per):
                     continue
-                out.append(f"| {m} | {mode} | " + " | ".join(fmt(a, b, 100, 2, sign=True) for a, b, _ in per)
+                out.append(f"| {m} | {mode} | {ref} | " + " | ".join(fmt(a, b, 100, 2, sign=True) for a, b, _ in per)
                            + f" | {fmt(*over_data(per), 100, 2, sign=True)} |")
         out.append("")
     curved = [c for c in cells if c.get("curve")]
