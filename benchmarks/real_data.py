@@ -183,8 +183,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             continue
         data_yaml = prepare_data(d, shared / "datasets" / setting["yaml"], project / "data",
                                  setting["train_images"], setting["val_images"])
+        only_modes = [m for m in todo if Path(m).stem in lacking and all((Path(m).stem, s) in have for s in seeds)]
         print(f"== {d}: {len(todo)} model(s) x {len(seeds)} seed(s), {setting['epochs']} epochs at "
-              f"{setting['imgsz']} px", flush=True)
+              f"{setting['imgsz']} px" + (f"; {len(only_modes)} of them trained before, for new inference modes only"
+                                          if only_modes else ""), flush=True)
         train_args = dict(batch=args.batch, workers=args.workers, device=args.device, val=bool(args.curves),
                           pretrained=str(weights.resolve()), **args.extra)
         try:

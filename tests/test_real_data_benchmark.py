@@ -374,6 +374,7 @@ def test_inference_modes_and_learning_curves_end_to_end(coco128_yaml, tmp_path, 
                                 "--modes", "hard,vote,vote-quality,vote-overlap")) == 0
     out = capsys.readouterr().out
     assert "evaluating vote-overlap on its weights (not trained again)" in out and "-s0: training" not in out
+    assert "2 of them trained before, for new inference modes only" in out
     again = json.loads((tmp_path / "rec.json").read_text())["cells"]
     for before, after in zip((stock, gfl), again):
         assert after["finished_at"] == before["finished_at"] and after["curve"] == before["curve"]
