@@ -232,6 +232,23 @@ def test_val_and_predict_with_vote_on_stock_and_gfl(stock_pt, coco128_yaml, val_
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("cfg", ["yolov8n-vfl.yaml", "yolov8n-qfl.yaml", "yolov8n-vfnet.yaml", "yolo11n-gfl.yaml"])
+def test_every_variant_validates_and_predicts_with_vote_through_the_cli(cfg, coco128_yaml, val_images, capsys):
+    """``yolo-gfl val|predict ... nms=vote`` on each shipped variant (built from its config: the head's output, not
+    its training, is what voting reads), with the score and with equal weights; C or I alone only where the variant
+    has a quality branch."""
+    common = [f"model={cfg}", "imgsz=64", "device=cpu", "plots=False"]
+    for weight in ("score", "overlap"):
+        assert main(["val", *common, f"data={coco128_yaml}", "batch=32", "nms=vote", f"vote_weight={weight}"]) == 0
+    assert main(["predict", *common, f"source={val_images[0]}", "nms=vote", "conf=0.0001"]) == 0
+    quality = main(["val", *common, f"data={coco128_yaml}", "batch=32", "nms=vote", "vote_weight=quality"])
+    err = capsys.readouterr().err
+    assert quality == (0 if "gfl" in cfg else 2), err
+    if quality == 2:
+        assert "quality branch" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
 def test_predict_with_vote_on_an_exported_model(trained, val_images, tmp_path, capsys):
     """Exports keep NMS outside the graph, so Ultralytics' predictor runs it in Python and voting applies; the votes
     weighed by I need the PyTorch head, and an exported model is refused them in one line."""
