@@ -268,6 +268,7 @@ def test_modes_asked_for_later_are_evaluated_on_the_finished_weights(zoo, data, 
     a mode it has under the same name but other options is a clash, refused."""
     folder = tmp_path / "tiny"
     shutil.copytree(zoo[0], folder)
+
     def cells() -> list[dict]:
         return [json.loads((folder / "cells" / f"{k}.json").read_text()) for k in KEYS]
 

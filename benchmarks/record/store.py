@@ -197,7 +197,7 @@ def models_lacking_modes(record: dict[str, Any], data: str, seeds: list[int], mo
     and whose zoo results in ``cell_dir`` are those very cells, every requested seed of them (the zoo runs a model's
     every seed, and would train again one whose result is gone), so the zoo evaluates the modes on their weights
     without training; and one note per model that lacks modes but cannot get them here."""
-    lacking: dict[str, list[str]] = {}
+    lacking: dict[str, set[str]] = {}
     folder_gone: set[str] = set()
     for c in record["cells"]:
         if c["data"] != data or c["seed"] not in seeds or c.get("same_recipe_as"):
@@ -206,8 +206,8 @@ def models_lacking_modes(record: dict[str, Any], data: str, seeds: list[int], mo
             folder_gone.add(c["model"])
         missing = [m for m in modes or {} if m not in (c.get("inference") or {})]
         if missing:
-            lacking.setdefault(c["model"], []).extend(missing)
-    notes = [f"{m} lacks {', '.join(sorted(set(lacking[m])))} on some seeds, and the run folder of some of its cells "
+            lacking.setdefault(c["model"], set()).update(missing)
+    notes = [f"{m} lacks {', '.join(sorted(lacking[m]))} on some seeds, and the run folder of some of its cells "
              "is gone or another run's: its cells keep the modes they have" for m in sorted(folder_gone & set(lacking))]
     return set(lacking) - folder_gone, notes
 

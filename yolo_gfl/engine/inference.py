@@ -302,8 +302,8 @@ def _vote_image(
     max_nms: int, sigma: float, weight: str, vote_iou: float | None, quality_power: float,
 ) -> torch.Tensor:
     """Hard NMS as Ultralytics runs it, then score voting within each kept box's cluster, on one image's
-    (A, 4 + nc + extra) rows; with ``weight`` in QUALITY_VOTE_WEIGHTS the last extra channel is the quality I (dropped from
-    the output). Returns (K, 6 + extra) rows: Ultralytics' detections with the voted boxes."""
+    (A, 4 + nc + extra) rows; with ``weight`` in QUALITY_VOTE_WEIGHTS the last extra channel is the quality I
+    (dropped from the output). Returns (K, 6 + extra) rows: Ultralytics' detections with the voted boxes."""
     rows = _candidate_rows(x, nc, conf, classes, multi_label, max_nms)
     group = torch.zeros_like(rows[:, 5]) if agnostic else rows[:, 5]
     keep = torchvision.ops.nms(rows[:, :4] + group[:, None] * MAX_WH, rows[:, 4], iou)[:max_det]
@@ -363,7 +363,7 @@ def postprocess_detections(
     """
     pred = preds[0] if isinstance(preds, (list, tuple)) else preds
     nc = nc or pred.shape[1] - 4
-    if nms == "vote" and vote_weight in QUALITY_VOTE_WEIGHTS:
+    if reads_quality({"nms": nms, "vote_weight": vote_weight}):
         if quality is None:
             raise InferenceOptionError(f"vote_weight={vote_weight} needs the quality I of the forward pass (QualityTap).")
         pred = torch.cat((pred, quality.to(pred.dtype)), 1)  # an extra channel, carried through the per-level cap

@@ -320,9 +320,8 @@ def check_folder(request: ZooRequest, folder: Path) -> None:
         done = read_cell(folder / "cells" / f"{cell.key}.json")
         if done is not None and done.get("spec", {}).get("format") == CELL_FORMAT:
             # inference modes may be added to a finished cell (evaluated on its weights); a mode it has must agree
-            wanted = {k: v for k, v in cell.spec.items() if k != "inference_modes"}
-            mine = {k: done["spec"].get(k) for k in wanted}
-            diff = sorted(k for k in wanted if jsonable(mine.get(k)) != jsonable(wanted[k]))
+            diff = sorted(k for k, v in cell.spec.items()
+                          if k != "inference_modes" and jsonable(done["spec"].get(k)) != jsonable(v))
             had = done["spec"].get("inference_modes") or {}
             diff += [f"inference mode {m}" for m, options in (cell.spec.get("inference_modes") or {}).items()
                      if m in had and jsonable(had[m]) != jsonable(options)]

@@ -139,8 +139,9 @@ def run_zoo(
             while pending and len(running) < req.jobs:
                 i, cell = pending.pop(0)
                 done = read_cell(cell_root / f"{cell.key}.json")
-                if done is not None and missing_modes(done, req.modes):
-                    start(i, cell, missing_modes(done, req.modes))  # modes asked for since it ran
+                to_add = missing_modes(done, req.modes) if done is not None else []
+                if to_add:
+                    start(i, cell, to_add)  # modes asked for since it ran
                     continue
                 if done is not None:
                     if verbose:
