@@ -48,7 +48,7 @@ def test_a_0_2_0_checkpoint_loads_and_predicts_the_same(variant, predictions):
     assert model.model.variant == expected and model.model.yaml["gfl"] == expected.as_section()
     head = model.model.model[-1]
     assert (head.quality_branch is not None) == (variant == "gfl") and head.dgqp is head.quality_branch
-    results = model.predict([str(p) for p in images], imgsz=160, conf=0.05, device="cpu", verbose=False)
+    results = model.predict([str(p) for p in images], imgsz=160, conf=predictions["conf"], device="cpu", verbose=False)
     assert sum(len(r.boxes) for r in results) > 0
     for r, boxes, conf, cls in zip(results, ref["boxes"], ref["conf"], ref["cls"]):
         torch.testing.assert_close(r.boxes.xyxy, boxes, rtol=0, atol=1e-4)
