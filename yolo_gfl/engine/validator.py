@@ -26,14 +26,8 @@ from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.utils import LOGGER, ops
 
 from ..eval import assign_image_ids, calibration_report, coco_evaluate, collect_pairs, detections_to_coco, yolo_to_coco
-from .inference import (
-    QualityTap,
-    check_inference_options,
-    head_strides,
-    level_sizes,
-    postprocess_detections,
-    reads_quality,
-)
+from .inference import (QualityTap, check_inference_options, head_strides, level_sizes, postprocess_detections,
+                        reads_quality)
 
 __all__ = ["GFLValidator", "EVAL_OPTIONS"]
 
